@@ -1,0 +1,46 @@
+# Moorage — see README.md. Everything runs as root on Debian 12.
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := etcd-server etcd-client busybox-static runc crun iproute2 python3-venv ca-certificates
+DEMO_DIR ?= /run/moorage-demo
+
+.PHONY: deps apt-deps venv protos test demo demo-down bench clean
+
+deps: apt-deps venv
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+protos: venv
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. --pyi_out=. protos/moorage/v1/*.proto
+
+test: deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: deps
+	$(PY) -m moorage.demo up --dir $(DEMO_DIR)
+
+demo-down: venv
+	$(PY) -m moorage.demo down --dir $(DEMO_DIR)
+
+bench: deps
+	$(PY) -m bench
+
+clean: demo-down
+	rm -rf $(VENV)
