@@ -1,0 +1,205 @@
+"""Converging this host's containers to the task set the controller assigned.
+
+Level-triggered: every pass compares the whole assigned set with what the
+runtime reports and takes the missing steps; nothing depends on having seen a
+particular change. Each task's work (pull-less prepare, start, stop+remove)
+runs at most once at a time, off the event loop in the runtime's thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agent.runtime.containers import ContainerSpec, ContainerState, ContainerStatus, Runtime
+from agent.runtime.errors import ImageNotFound, RuntimeFailure, StartFailed
+from agent.runtime.images import ImageStore
+from moorage.v1 import agent_pb2, types_pb2
+
+log = structlog.get_logger("moorage.agent")
+
+S = types_pb2.TaskState
+TASK_LABEL = "moorage.task"
+SERVICE_LABEL = "moorage.service"
+SLOT_LABEL = "moorage.slot"
+TERMINAL = frozenset({S.TASK_STATE_COMPLETE, S.TASK_STATE_FAILED, S.TASK_STATE_REJECTED, S.TASK_STATE_SHUTDOWN})
+DEFAULT_GRACE = 10.0
+HOSTNAME_MAX = 63
+
+T = TypeVar("T")
+
+
+def container_name(task: types_pb2.Task) -> str:
+    """``service.slot.task`` (as Swarm names them), cut to fit a hostname."""
+    suffix = f".{task.slot}.{task.id}"
+    return task.service[: HOSTNAME_MAX - len(suffix)] + suffix
+
+
+def container_spec(task: types_pb2.Task) -> ContainerSpec:
+    spec = task.spec
+    return ContainerSpec(
+        name=container_name(task),
+        image=spec.image,
+        entrypoint=tuple(spec.entrypoint) or None,
+        args=tuple(spec.args) or None,
+        env=dict(spec.env),
+        stop_grace_period=spec.stop_grace_period or DEFAULT_GRACE,
+        labels={**spec.labels, TASK_LABEL: task.id, SERVICE_LABEL: task.service, SLOT_LABEL: str(task.slot)},
+    )
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def status_of(task_id: str, container: ContainerState) -> agent_pb2.TaskStatus:
+    """The task state a container's state stands for."""
+    status = agent_pb2.TaskStatus(
+        task_id=task_id,
+        container_id=container.id,
+        started_at=timestamp(container.started_at),
+        finished_at=timestamp(container.finished_at),
+    )
+    if container.status is ContainerStatus.RUNNING:
+        status.state = S.TASK_STATE_RUNNING
+    elif container.status is ContainerStatus.CREATED:
+        status.state = S.TASK_STATE_STARTING
+    else:
+        code = container.exit_code if container.exit_code is not None else -1
+        status.exit_code = code
+        status.state = S.TASK_STATE_COMPLETE if code == 0 else S.TASK_STATE_FAILED
+        status.message = f"exited with code {code}"
+    return status
+
+
+class Converger:
+    """Drives the runtime towards the assigned tasks and reports what happened."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        images: ImageStore,
+        report: Callable[[agent_pb2.TaskStatus], None],
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self._runtime = runtime
+        self._images = images
+        self._report = report
+        self._pool = pool
+        self._assigned: dict[str, types_pb2.Task] = {}
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._last_sent: dict[str, tuple[int, str, int]] = {}
+        self._wake = asyncio.Event()
+
+    def assign(self, tasks: Mapping[str, types_pb2.Task]) -> None:
+        self._assigned = dict(tasks)
+        self._wake.set()
+
+    def resend_all(self) -> None:
+        """Forget what was reported: a new session must hear every status again."""
+        self._last_sent.clear()
+        self._wake.set()
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _send(self, status: agent_pb2.TaskStatus) -> None:
+        key = (status.state, status.container_id, status.exit_code)
+        if self._last_sent.get(status.task_id) == key:
+            return
+        self._last_sent[status.task_id] = key
+        self._report(status)
+
+    async def run(self, poll_interval: float = 0.5) -> None:
+        """Converge on every change of assignments, and poll for container exits."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception:  # one bad pass must not stop the agent
+                log.exception("converge pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+            except TimeoutError:
+                pass
+
+    async def step(self) -> None:
+        containers = {c.labels.get(TASK_LABEL, c.id): c for c in await self._blocking(self._runtime.list)}
+        for task_id, task in self._assigned.items():
+            if task_id in self._busy:
+                continue
+            container = containers.get(task_id)
+            if task.desired_state == S.TASK_STATE_SHUTDOWN:
+                if container is None:
+                    self._send(agent_pb2.TaskStatus(task_id=task_id, state=S.TASK_STATE_SHUTDOWN))
+                else:
+                    self._spawn(task_id, self._shutdown(task, container))
+            elif container is not None:
+                self._send(status_of(task_id, container))
+            elif task.observed_state not in TERMINAL:
+                self._spawn(task_id, self._start(task))
+        for task_id, container in containers.items():
+            if task_id not in self._assigned and task_id not in self._busy:
+                self._spawn(task_id, self._remove_unassigned(container))
+        for task_id in list(self._last_sent):
+            if task_id not in self._assigned:
+                del self._last_sent[task_id]
+
+    def _spawn(self, task_id: str, work: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.create_task(work)
+        self._busy[task_id] = job
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._busy.pop(task_id, None)
+            self._wake.set()
+
+        job.add_done_callback(done)
+
+    async def _start(self, task: types_pb2.Task) -> None:
+        bound = log.bind(task=task.id, service=task.service, container=task.id)
+        self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_PREPARING))
+        try:
+            await self._blocking(self._images.get, task.spec.image)
+        except ImageNotFound as err:
+            bound.warning("image not found", image=task.spec.image)
+            self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_REJECTED, message=str(err)))
+            return
+        self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_STARTING, container_id=task.id))
+        try:
+            container = await self._blocking(self._runtime.run, task.id, container_spec(task))
+        except StartFailed as err:
+            bound.warning("container failed to start", reason=str(err))
+            self._send(
+                agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_FAILED, container_id=task.id, message=str(err))
+            )
+            return
+        except RuntimeFailure as err:
+            bound.error("container could not be created", reason=str(err))
+            self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_REJECTED, message=str(err)))
+            return
+        bound.info("container started", pid=container.pid)
+        self._send(status_of(task.id, container))
+
+    async def _shutdown(self, task: types_pb2.Task, container: ContainerState) -> None:
+        await self._stop_and_remove(container)
+        self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_SHUTDOWN, container_id=container.id))
+
+    async def _remove_unassigned(self, container: ContainerState) -> None:
+        log.info("removing container of a task no longer assigned here", container=container.id)
+        await self._stop_and_remove(container)
+
+    async def _stop_and_remove(self, container: ContainerState) -> None:
+        if container.status is ContainerStatus.RUNNING:
+            await self._blocking(self._runtime.stop, container.id)
+        await self._blocking(self._runtime.remove, container.id, True)
+        log.info("container removed", container=container.id)
