@@ -1,0 +1,106 @@
+"""Commands that run on a host: the controller and agent daemons, and image import.
+
+Their implementations live in ``controller`` and ``agent`` and are imported only
+when the command runs, so `moor get` does not load a container runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moorage import log
+from moorage.client import DEFAULT_CONTROLLER, controller_address
+from moorage.cli.common import ControllerOption
+from moorage.cli.reporting import reporting
+
+DEFAULT_STATE_DIR = Path("/var/lib/moorage")
+DEFAULT_ETCD = "127.0.0.1:2379"
+
+StateDirOption = Annotated[Path, typer.Option("--state-dir", help="Where the host keeps images, containers and logs.")]
+
+image_app = typer.Typer(help="Manage the images of this host.", no_args_is_help=True)
+
+
+@reporting
+def controller(
+    listen: Annotated[
+        list[str] | None,
+        typer.Option("--listen", help=f"Address to serve the API on; repeatable (default: {DEFAULT_CONTROLLER})."),
+    ] = None,
+    etcd: Annotated[
+        list[str] | None,
+        typer.Option("--etcd", help=f"etcd endpoint HOST:PORT; repeatable (default: {DEFAULT_ETCD})."),
+    ] = None,
+) -> None:
+    """Run a controller: the API server that keeps the cluster's state in etcd.
+
+    Example: moor controller --listen 0.0.0.0:7420 --etcd 10.0.0.5:2379
+    """
+    from controller import server
+
+    log.configure(json=True)
+    asyncio.run(server.serve(listen or [DEFAULT_CONTROLLER], etcd or [DEFAULT_ETCD]))
+
+
+@reporting
+def agent(
+    controller: ControllerOption = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    node_id: Annotated[str | None, typer.Option("--node-id", help="Node name (default: the host name).")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Address other hosts reach this one at (default: chosen by the agent)."),
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="Node label KEY=VALUE; repeatable.", metavar="KEY=VALUE")
+    ] = None,
+) -> None:
+    """Run the agent of this host: it joins the controller and runs the containers assigned to it.
+
+    Example: moor agent --controller 10.0.0.2:7420 --label zone=a
+    """
+    labels = parse_labels(label or [])
+    from agent import main as agent_main
+
+    log.configure(json=True)
+    asyncio.run(
+        agent_main.serve(
+            controller=controller_address(controller),
+            state_dir=state_dir,
+            node_id=node_id,
+            address=address,
+            labels=labels,
+        )
+    )
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """``["zone=a", "disk=ssd"]`` → ``{"zone": "a", "disk": "ssd"}``."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
+        labels[key] = value
+    return labels
+
+
+@image_app.command("import")
+@reporting
+def image_import(
+    source: Annotated[Path, typer.Argument(help="Root filesystem directory to import.")],
+    name: Annotated[str, typer.Argument(help="Image reference NAME[:TAG].")],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Import a root filesystem directory as an image on this host.
+
+    Example: moor image import ./rootfs busybox:latest
+    """
+    from agent.runtime.images import ImageStore
+
+    image = ImageStore(state_dir / "images").import_rootfs(source, name)
+    typer.echo(f"{image.reference} {image.digest}")

@@ -1,0 +1,78 @@
+"""`--wait`: what "done" means for apply and delete, and the polling loop around it.
+
+The status functions are pure (specs and tasks in, verdict out) so they are tested
+without a controller; ``poll`` is the only part that sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from moorage.cli.common import CommandError
+from moorage.cli.render import task_state
+from moorage.v1 import types_pb2
+
+POLL_INTERVAL = 0.25
+
+_RUNNING = types_pb2.TASK_STATE_RUNNING
+_FAILED = frozenset({types_pb2.TASK_STATE_FAILED, types_pb2.TASK_STATE_REJECTED})
+_TERMINAL = _FAILED | {types_pb2.TASK_STATE_COMPLETE, types_pb2.TASK_STATE_SHUTDOWN}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One look at the cluster: finished?, a one-line summary, and fatal failures."""
+
+    done: bool
+    summary: str
+    failures: tuple[str, ...] = ()
+
+
+def rollout_check(specs: Sequence[types_pb2.ServiceSpec], tasks: Sequence[types_pb2.Task]) -> Check:
+    """Done when every replica slot of every applied spec has a running task of that spec.
+
+    Tasks of an older spec do not count (an update is not done while only the old
+    version runs). A task of the applied spec that the controller still wants
+    running but that failed or was rejected is a failure.
+    """
+    progress: list[str] = []
+    failures: list[str] = []
+    done = True
+    for spec in specs:
+        current = [t for t in tasks if t.service == spec.name and t.spec == spec]
+        running = {t.slot for t in current if t.desired_state == _RUNNING and t.observed_state == _RUNNING}
+        failures.extend(
+            f"{t.service}.{t.slot} {task_state(t.observed_state)}: {t.message or 'no message'}"
+            for t in current
+            if t.desired_state == _RUNNING and t.observed_state in _FAILED
+        )
+        done = done and len(running) >= spec.replicas
+        progress.append(f"{spec.name} {len(running)}/{spec.replicas}")
+    return Check(done, "running: " + ", ".join(progress), tuple(failures))
+
+
+def drain_check(service: str, tasks: Sequence[types_pb2.Task]) -> Check:
+    """Done when ``service`` has no task left that is not finished."""
+    live = [t for t in tasks if t.service == service and t.observed_state not in _TERMINAL]
+    return Check(not live, f"{service}: {len(live)} task(s) still stopping")
+
+
+def poll(check: Callable[[], Check], timeout: float, console: Console) -> None:
+    """Call ``check`` until it is done; raise ``CommandError`` on failures or at the deadline."""
+    deadline = time.monotonic() + timeout
+    with console.status("waiting") as status:
+        while True:
+            result = check()
+            if result.failures:
+                raise CommandError("; ".join(result.failures))
+            if result.done:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CommandError(f"timed out after {timeout:g}s waiting ({result.summary})")
+            status.update(f"{result.summary} ({left:.0f}s left)")
+            time.sleep(min(POLL_INTERVAL, left))
