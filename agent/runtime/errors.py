@@ -1,0 +1,60 @@
+"""The runtime's one error tree.
+
+    RuntimeFailure                 anything the runtime refuses or fails to do
+    ├── ImageNotFound              no image under that reference or digest
+    ├── InvalidImage               a source or blob that is not a safe, readable image
+    ├── ContainerNotFound          no container with that id
+    ├── ContainerExists            the id is already taken
+    ├── InvalidState               an illegal transition (e.g. start of a running container)
+    └── StartFailed                the user command could not be exec'd; ``reason`` says why
+
+Callers check by class, never by message. Lower-level errors (OSError, tarfile.TarError,
+json errors) are converted at the boundary with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class RuntimeFailure(Exception):
+    """Base of every error the runtime raises on purpose."""
+
+
+class ImageNotFound(RuntimeFailure):
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"image not found: {reference}")
+        self.reference = reference
+
+
+class InvalidImage(RuntimeFailure):
+    """A rootfs source or stored blob is unreadable or unsafe (e.g. a tar member escapes)."""
+
+
+class ContainerNotFound(RuntimeFailure):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container not found: {container_id}")
+        self.container_id = container_id
+
+
+class ContainerExists(RuntimeFailure):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container already exists: {container_id}")
+        self.container_id = container_id
+
+
+class InvalidState(RuntimeFailure):
+    """The requested transition is not legal from the container's current status."""
+
+    def __init__(self, container_id: str, status: str, action: str) -> None:
+        super().__init__(f"cannot {action} container {container_id}: it is {status}")
+        self.container_id = container_id
+        self.status = status
+        self.action = action
+
+
+class StartFailed(RuntimeFailure):
+    """The container did not reach the exec of its command; ``reason`` is the kernel's or shim's word."""
+
+    def __init__(self, container_id: str, reason: str) -> None:
+        super().__init__(f"start of container {container_id} failed: {reason}")
+        self.container_id = container_id
+        self.reason = reason

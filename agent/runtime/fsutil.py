@@ -1,0 +1,44 @@
+"""Small file-system helpers shared by the image store and the container state."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never a torn one.
+
+    Temp file in the same directory, fsync, ``os.replace``, then fsync of the directory so
+    the rename itself survives a crash.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Stable JSON bytes (sorted keys, no spaces): equal content gives an equal digest."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, canonical_json(obj))
