@@ -1,0 +1,181 @@
+"""The public Control service (protos/moorage/v1/control.proto)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+import structlog
+
+from controller.clock import now
+from controller.errors import ConflictError, ControllerError, InvalidSpecError, NotFoundError, StoreUnavailableError
+from controller.sessions import Sessions
+from controller.store import Check, Delete, Op, Put, Store, retry_on_conflict, service_key, task_key
+from controller.validation import validate_specs
+from moorage.v1 import agent_pb2, control_pb2, control_pb2_grpc, types_pb2
+
+log = structlog.get_logger("controller.api")
+
+Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
+S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (InvalidSpecError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ConflictError, grpc.StatusCode.ABORTED),
+    (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def _code(error: ControllerError) -> grpc.StatusCode:
+    return next((code for cls, code in _STATUS if isinstance(error, cls)), grpc.StatusCode.INTERNAL)
+
+
+def _unary(method: Callable[[S, Req, Context], Awaitable[Resp]]) -> Callable[[S, Req, Context], Awaitable[Resp]]:
+    """Answer the controller's own errors with their gRPC status code."""
+
+    @functools.wraps(method)
+    async def wrapper(self: S, request: Req, context: Context) -> Resp:
+        try:
+            return await method(self, request, context)
+        except ControllerError as e:
+            await context.abort(_code(e), str(e))
+            raise  # abort raises; this only tells type checkers
+
+    return wrapper
+
+
+class ControlService(control_pb2_grpc.ControlServicer):
+    def __init__(self, store: Store, sessions: Sessions) -> None:
+        self._store = store
+        self._sessions = sessions
+
+    @_unary
+    async def ApplyServices(  # noqa: N802
+        self, request: control_pb2.ApplyServicesRequest, context: Context
+    ) -> control_pb2.ApplyServicesResponse:
+        validate_specs(request.services)
+        results = await retry_on_conflict(lambda: self._apply(request.services))
+        for result in results:
+            log.info("service applied", service=result.name, action=control_pb2.ApplyAction.Name(result.action))
+        return control_pb2.ApplyServicesResponse(results=results)
+
+    async def _apply(self, specs: list[types_pb2.ServiceSpec]) -> list[control_pb2.ApplyResult]:
+        """Write every changed service in one transaction (all or nothing)."""
+        ops: list[Op] = []
+        results: list[control_pb2.ApplyResult] = []
+        stamp = now()
+        for spec in specs:
+            existing = await self._store.get_service(spec.name)
+            if existing is not None and existing.spec == spec:
+                ops.append(Check(service_key(spec.name), existing.version))
+                results.append(control_pb2.ApplyResult(name=spec.name, action=control_pb2.APPLY_ACTION_UNCHANGED))
+                continue
+            service = types_pb2.Service(spec=spec, updated_at=stamp)
+            service.created_at.CopyFrom(existing.created_at if existing is not None else stamp)
+            ops.append(Put(service_key(spec.name), service, existing.version if existing is not None else 0))
+            action = control_pb2.APPLY_ACTION_UPDATED if existing is not None else control_pb2.APPLY_ACTION_CREATED
+            results.append(control_pb2.ApplyResult(name=spec.name, action=action))
+        await self._store.commit(ops)
+        return results
+
+    @_unary
+    async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> types_pb2.Service:  # noqa: N802
+        service = await self._store.get_service(request.name)
+        if service is None:
+            raise NotFoundError("service", request.name)
+        return service
+
+    @_unary
+    async def ListServices(  # noqa: N802
+        self, request: control_pb2.ListServicesRequest, context: Context
+    ) -> control_pb2.ListServicesResponse:
+        services = (await self._store.list_services()).items
+        return control_pb2.ListServicesResponse(services=sorted(services, key=lambda s: s.spec.name))
+
+    @_unary
+    async def ListTasks(self, request: control_pb2.ListTasksRequest, context: Context) -> control_pb2.ListTasksResponse:  # noqa: N802
+        tasks = (await self._store.list_tasks(service=request.service or None)).items
+        tasks.sort(key=lambda t: (t.service, t.slot, t.created_at.ToNanoseconds(), t.id))
+        return control_pb2.ListTasksResponse(tasks=tasks)
+
+    @_unary
+    async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:  # noqa: N802
+        nodes = (await self._store.list_nodes()).items
+        return control_pb2.ListNodesResponse(nodes=sorted(nodes, key=lambda n: n.id))
+
+    @_unary
+    async def DeleteService(  # noqa: N802
+        self, request: control_pb2.DeleteServiceRequest, context: Context
+    ) -> control_pb2.DeleteServiceResponse:
+        await retry_on_conflict(lambda: self._delete(request.name))
+        log.info("service deleted", service=request.name)
+        return control_pb2.DeleteServiceResponse()
+
+    async def _delete(self, name: str) -> None:
+        """Remove the service and stop its tasks in one transaction; tasks no
+        node holds are deleted outright, the others wait for their agent."""
+        service = await self._store.get_service(name)
+        if service is None:
+            raise NotFoundError("service", name)
+        ops: list[Op] = [Delete(service_key(name), service.version)]
+        for task in (await self._store.list_tasks(service=name)).items:
+            if not task.node_id:
+                ops.append(Delete(task_key(task.id), task.version))
+            elif task.desired_state != types_pb2.TASK_STATE_SHUTDOWN:
+                stopped = types_pb2.Task()
+                stopped.CopyFrom(task)
+                stopped.desired_state = types_pb2.TASK_STATE_SHUTDOWN
+                stopped.updated_at.CopyFrom(now())
+                ops.append(Put(task_key(task.id), stopped, task.version))
+        await self._store.commit(ops)
+
+    async def Logs(self, request: control_pb2.LogsRequest, context: Context) -> AsyncIterator[types_pb2.LogEntry]:  # noqa: N802
+        """Ask the agent of every task with a container for its lines and merge them."""
+        try:
+            if await self._store.get_service(request.service) is None:
+                raise NotFoundError("service", request.service)
+            tasks = (await self._store.list_tasks(service=request.service)).items
+        except ControllerError as e:
+            await context.abort(_code(e), str(e))
+            raise
+        sink: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue()
+        open_queries: dict[str, types_pb2.Task] = {}
+        for task in sorted(tasks, key=lambda t: (t.slot, t.id)):
+            if not (task.node_id and task.container_id):
+                continue
+            request_id = uuid.uuid4().hex
+            query = agent_pb2.LogsQuery(request_id=request_id, task_id=task.id, follow=request.follow, tail=request.tail)
+            if self._sessions.query_logs(task.node_id, query, sink):
+                open_queries[request_id] = task
+            else:
+                log.info("no session for the node of a task, skipping its logs", task=task.id, node=task.node_id)
+        backlog: list[types_pb2.LogEntry] = []
+        try:
+            while open_queries:
+                chunk = await sink.get()
+                task = open_queries[chunk.request_id]
+                if chunk.eof:
+                    del open_queries[chunk.request_id]
+                    if chunk.error:
+                        log.warning("agent could not send logs", task=task.id, node=task.node_id, error=chunk.error)
+                for entry in chunk.entries:
+                    merged = types_pb2.LogEntry()
+                    merged.CopyFrom(entry)
+                    merged.task_id, merged.slot, merged.node_id = task.id, task.slot, task.node_id
+                    if request.follow:
+                        yield merged
+                    else:
+                        backlog.append(merged)
+            # Without follow, every line is in hand: merge the tasks' lines by time.
+            for entry in sorted(backlog, key=lambda e: e.time.ToNanoseconds()):
+                yield entry
+        finally:
+            for request_id in open_queries:
+                self._sessions.end_logs(request_id)

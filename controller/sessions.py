@@ -1,0 +1,253 @@
+"""Agent sessions: one long-lived bidirectional stream per node.
+
+The agent registers, then receives the full set of its node's tasks
+(``Assignments``) whenever they change, and reports ``TaskStatus``. Log queries
+of ``Logs`` calls travel over the same stream (``LogsQuery`` down, ``LogChunk``
+up). Every message to an agent goes through its connection's outbox, written
+by one writer task, so the stream is never written from two places at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+
+from controller.clock import now
+from controller.store import Delete, Put, Store, node_key, retry_on_conflict, task_key
+from moorage.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+
+log = structlog.get_logger("controller.sessions")
+
+
+def apply_status(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb2.Task:
+    """``task`` with what its agent observed (``updated_at`` untouched, so an
+    unchanged report compares equal to the task)."""
+    updated = types_pb2.Task()
+    updated.CopyFrom(task)
+    updated.observed_state = status.state
+    updated.container_id = status.container_id
+    updated.exit_code = status.exit_code
+    updated.message = status.message
+    if status.HasField("started_at"):
+        updated.started_at.CopyFrom(status.started_at)
+    if status.HasField("finished_at"):
+        updated.finished_at.CopyFrom(status.finished_at)
+    return updated
+
+
+def desired_view(tasks: Iterable[types_pb2.Task]) -> list[tuple[str, int, bytes]]:
+    """What an agent must act on: which tasks, their desired state and spec.
+
+    Status reports change the observed fields of a task; resending Assignments
+    for those alone would only echo the agent's own report back to it.
+    """
+    return sorted((t.id, t.desired_state, t.spec.SerializeToString(deterministic=True)) for t in tasks)
+
+
+@dataclass
+class _LogRoute:
+    node_id: str
+    sink: asyncio.Queue[agent_pb2.LogChunk]
+
+
+@dataclass(eq=False)
+class _Connection:
+    node_id: str
+    outbox: asyncio.Queue[agent_pb2.ControllerMessage] = field(default_factory=asyncio.Queue)
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send(self, message: agent_pb2.ControllerMessage) -> None:
+        self.outbox.put_nowait(message)
+
+
+class Sessions(agent_pb2_grpc.AgentSessionServicer):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._connections: dict[str, _Connection] = {}
+        self._log_routes: dict[str, _LogRoute] = {}
+        self._closing = False
+
+    # -- notifications from the task watch -------------------------------------------
+
+    def nodes_changed(self, node_ids: Iterable[str]) -> None:
+        for node_id in node_ids:
+            if (conn := self._connections.get(node_id)) is not None:
+                conn.dirty.set()
+
+    def all_changed(self) -> None:
+        self.nodes_changed(list(self._connections))
+
+    def close(self) -> None:
+        """The controller is shutting down: sessions that end now do not mean
+        their node is down (the agent will reconnect to a controller)."""
+        self._closing = True
+
+    # -- logs -----------------------------------------------------------------------
+
+    def query_logs(self, node_id: str, query: agent_pb2.LogsQuery, sink: asyncio.Queue[agent_pb2.LogChunk]) -> bool:
+        """Ask ``node_id`` for logs; its chunks go to ``sink``. False if the node has no session."""
+        conn = self._connections.get(node_id)
+        if conn is None:
+            return False
+        self._log_routes[query.request_id] = _LogRoute(node_id, sink)
+        conn.send(agent_pb2.ControllerMessage(logs_query=query))
+        return True
+
+    def end_logs(self, request_id: str) -> None:
+        """The caller stopped listening: tell the agent to stop too, if it still streams."""
+        route = self._log_routes.pop(request_id, None)
+        if route is not None and (conn := self._connections.get(route.node_id)) is not None:
+            conn.send(agent_pb2.ControllerMessage(logs_query=agent_pb2.LogsQuery(request_id=request_id, cancel=True)))
+
+    def _route_logs(self, chunk: agent_pb2.LogChunk) -> None:
+        route = self._log_routes.get(chunk.request_id)
+        if route is None:
+            return
+        if chunk.eof:
+            del self._log_routes[chunk.request_id]
+        route.sink.put_nowait(chunk)
+
+    def _fail_logs(self, node_id: str) -> None:
+        for request_id, route in list(self._log_routes.items()):
+            if route.node_id == node_id:
+                del self._log_routes[request_id]
+                route.sink.put_nowait(
+                    agent_pb2.LogChunk(request_id=request_id, eof=True, error=f"node {node_id} disconnected")
+                )
+
+    # -- the session ----------------------------------------------------------------
+
+    async def Session(  # noqa: N802 (gRPC method name)
+        self,
+        request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.ControllerMessage],
+    ) -> None:
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("body") != "register":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message of a session must be Register")
+            return
+        register = first.register
+        node_id = register.node_id or register.hostname
+        if not node_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Register needs a node_id or a hostname")
+            return
+        bound = log.bind(node=node_id)
+        await self._register(node_id, register)
+        conn = _Connection(node_id)
+        self._connections[node_id] = conn  # a newer session of the node replaces an older one
+        conn.send(agent_pb2.ControllerMessage(registered=agent_pb2.Registered(node_id=node_id)))
+        conn.dirty.set()
+        bound.info("agent registered", address=register.address)
+        helpers = [asyncio.create_task(self._write(conn, context)), asyncio.create_task(self._assign(conn))]
+        try:
+            async for message in messages:
+                await self._receive(conn, message)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if self._connections.get(node_id) is conn:
+                del self._connections[node_id]
+                self._fail_logs(node_id)
+                if not self._closing:
+                    await self._mark_down(node_id)
+            bound.info("agent session ended")
+
+    async def _register(self, node_id: str, register: agent_pb2.Register) -> None:
+        async def upsert() -> None:
+            existing = await self._store.get_node(node_id)
+            stamp = now()
+            node = types_pb2.Node(
+                id=node_id,
+                hostname=register.hostname,
+                address=register.address,
+                labels=dict(register.labels),
+                state=types_pb2.NODE_STATE_READY,
+            )
+            node.resources.CopyFrom(register.resources)
+            node.registered_at.CopyFrom(stamp)
+            node.last_seen.CopyFrom(stamp)
+            await self._store.commit([Put(node_key(node_id), node, existing.version if existing else 0)])
+
+        await retry_on_conflict(upsert)
+
+    async def _mark_down(self, node_id: str) -> None:
+        async def down() -> None:
+            node = await self._store.get_node(node_id)
+            if node is None or node.state == types_pb2.NODE_STATE_DOWN:
+                return
+            node.state = types_pb2.NODE_STATE_DOWN
+            node.last_seen.CopyFrom(now())
+            await self._store.commit([Put(node_key(node_id), node, node.version)])
+
+        try:
+            await retry_on_conflict(down)
+        except Exception:
+            log.error("could not mark node down", node=node_id, exc_info=True)
+        else:
+            log.info("node down", node=node_id)
+
+    async def _write(
+        self,
+        conn: _Connection,
+        context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.ControllerMessage],
+    ) -> None:
+        while True:
+            await context.write(await conn.outbox.get())
+
+    async def _assign(self, conn: _Connection) -> None:
+        """Send the node its tasks each time they (may) have changed."""
+        sent: list[tuple[str, int, bytes]] | None = None
+        while True:
+            await conn.dirty.wait()
+            conn.dirty.clear()
+            try:
+                listing = await self._store.list_tasks(node_id=conn.node_id)
+            except Exception:
+                log.warning("could not read assignments, retrying", node=conn.node_id, exc_info=True)
+                await asyncio.sleep(0.5)
+                conn.dirty.set()
+                continue
+            view = desired_view(listing.items)
+            if view == sent:
+                continue
+            sent = view
+            # The etcd revision of the read: increases across sessions and controllers.
+            conn.send(
+                agent_pb2.ControllerMessage(
+                    assignments=agent_pb2.Assignments(version=listing.revision, tasks=listing.items)
+                )
+            )
+
+    async def _receive(self, conn: _Connection, message: agent_pb2.AgentMessage) -> None:
+        kind = message.WhichOneof("body")
+        if kind == "status":
+            try:
+                await retry_on_conflict(lambda: self._record_status(conn.node_id, message.status))
+            except Exception:
+                log.error("could not record task status", node=conn.node_id, task=message.status.task_id, exc_info=True)
+        elif kind == "logs":
+            self._route_logs(message.logs)
+        else:
+            log.warning("unexpected agent message", node=conn.node_id, kind=kind)
+
+    async def _record_status(self, node_id: str, status: agent_pb2.TaskStatus) -> None:
+        task = await self._store.get_task(status.task_id)
+        if task is None or task.node_id != node_id:
+            log.info("ignoring status of a task this node does not hold", node=node_id, task=status.task_id)
+            return
+        if task.desired_state == types_pb2.TASK_STATE_SHUTDOWN and status.state == types_pb2.TASK_STATE_SHUTDOWN:
+            await self._store.commit([Delete(task_key(task.id), task.version)])
+            log.info("task removed", node=node_id, task=task.id, service=task.service)
+            return
+        updated = apply_status(task, status)
+        if updated == task:
+            return
+        updated.updated_at.CopyFrom(now())
+        await self._store.commit([Put(task_key(task.id), updated, task.version)])

@@ -1,0 +1,157 @@
+"""In-process controller and a fake agent that speaks the real AgentSession protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aetcd
+import grpc
+
+from controller.server import serve
+from moorage.localcluster.procs import free_port
+from moorage.v1 import agent_pb2, agent_pb2_grpc, control_pb2_grpc, types_pb2
+
+Predicate = Callable[[], bool] | Callable[[], Awaitable[bool]]
+
+
+async def eventually(predicate: Predicate, what: str, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll ``predicate`` (sync or async) until it holds; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_controller(etcd_endpoint: str) -> AsyncIterator[str]:
+    """A controller serving on a free loopback port; yields its address."""
+    address = f"127.0.0.1:{free_port()}"
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve([address], [etcd_endpoint], stop=stop))
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            ready = asyncio.create_task(channel.channel_ready())
+            await asyncio.wait({ready, server}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            if server.done():
+                ready.cancel()
+                server.result()  # raises what made the controller fail
+            assert ready.done(), f"controller on {address} not ready"
+        yield address
+    finally:
+        stop.set()
+        await server
+
+
+@contextlib.asynccontextmanager
+async def control(address: str) -> AsyncIterator[control_pb2_grpc.ControlStub]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield control_pb2_grpc.ControlStub(channel)
+
+
+async def etcd_keys(endpoint: str, prefix: str = "/moorage/") -> dict[str, bytes]:
+    """Every key under ``prefix``, read straight from etcd."""
+    host, _, port = endpoint.rpartition(":")
+    async with aetcd.Client(host=host, port=int(port)) as client:
+        return {kv.key.decode(): kv.value for kv in await client.get_prefix(prefix.encode())}
+
+
+@dataclass
+class FakeAgent:
+    """A real gRPC client of AgentSession, driven by the test instead of a runtime.
+
+    It answers every LogsQuery for a task in ``log_lines`` with one chunk.
+    """
+
+    address: str
+    node_id: str
+    log_lines: dict[str, list[str]] = field(default_factory=dict)
+    assignments: agent_pb2.Assignments | None = None
+    versions: list[int] = field(default_factory=list)
+    registered: str | None = None
+    cancelled_queries: list[str] = field(default_factory=list)
+    _outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = field(default_factory=asyncio.Queue)
+    _channel: grpc.aio.Channel | None = None
+    _reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> FakeAgent:
+        self._channel = grpc.aio.insecure_channel(self.address)
+        call = agent_pb2_grpc.AgentSessionStub(self._channel).Session(self._requests())
+        register = agent_pb2.Register(
+            node_id=self.node_id,
+            hostname=self.node_id,
+            address="10.231.0.9",
+            resources=types_pb2.Resources(cpu_millis=2000, memory_bytes=1 << 30),
+            labels={"zone": "test"},
+        )
+        self.send(agent_pb2.AgentMessage(register=register))
+        self._reader = asyncio.create_task(self._read(call))
+        await eventually(lambda: self.registered is not None, f"{self.node_id} registered")
+        return self
+
+    async def close(self) -> None:
+        self._outbox.put_nowait(None)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 10)
+        if self._channel is not None:
+            await self._channel.close()
+
+    def send(self, message: agent_pb2.AgentMessage) -> None:
+        self._outbox.put_nowait(message)
+
+    def report(self, task_id: str, state: types_pb2.TaskState, container_id: str = "") -> None:
+        status = agent_pb2.TaskStatus(task_id=task_id, state=state, container_id=container_id or f"ctr-{task_id}")
+        self.send(agent_pb2.AgentMessage(status=status))
+
+    def tasks(self, desired: types_pb2.TaskState | None = None) -> list[types_pb2.Task]:
+        tasks = list(self.assignments.tasks) if self.assignments is not None else []
+        return [t for t in tasks if desired is None or t.desired_state == desired]
+
+    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
+        while (message := await self._outbox.get()) is not None:
+            yield message
+
+    async def _read(self, call: AsyncIterator[agent_pb2.ControllerMessage]) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            async for message in call:
+                kind = message.WhichOneof("body")
+                if kind == "registered":
+                    self.registered = message.registered.node_id
+                elif kind == "assignments":
+                    self.assignments = message.assignments
+                    self.versions.append(message.assignments.version)
+                elif kind == "logs_query":
+                    self._answer(message.logs_query)
+
+    def _answer(self, query: agent_pb2.LogsQuery) -> None:
+        if query.cancel:
+            self.cancelled_queries.append(query.request_id)
+            return
+        entries = [
+            types_pb2.LogEntry(stream="stdout", line=line, time={"seconds": 1_700_000_000 + i})
+            for i, line in enumerate(self.log_lines.get(query.task_id, []))
+        ]
+        chunk = agent_pb2.LogChunk(request_id=query.request_id, entries=entries, eof=not query.follow)
+        self.send(agent_pb2.AgentMessage(logs=chunk))
+
+
+@contextlib.asynccontextmanager
+async def agents(address: str, *node_ids: str) -> AsyncIterator[list[FakeAgent]]:
+    started: list[FakeAgent] = []
+    try:
+        for node_id in node_ids:
+            started.append(await FakeAgent(address, node_id).start())
+        yield started
+    finally:
+        for agent in started:
+            await agent.close()
