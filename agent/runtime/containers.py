@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -38,6 +37,22 @@ SHIM_WAIT = 10.0  # after PID 1 is gone, how long the shim may take to drain the
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `agent` package
+_SHIM_READY_FD = 3
+
+_shims_lock = threading.Lock()
+_shims: set[int] = set()  # shims this process spawned and has not reaped yet (any Runtime object)
+
+
+def _reap_shims() -> None:
+    """Collect the exit status of our shims that have ended, so none lingers as a zombie."""
+    with _shims_lock:
+        for pid in list(_shims):
+            try:
+                ended = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                ended = True
+            if ended:
+                _shims.discard(pid)
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,6 @@ class Runtime:
         self._images = images
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._shims: dict[str, subprocess.Popen[bytes]] = {}  # shims this object started, to reap them
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -121,7 +135,7 @@ class Runtime:
             cdir = self._dir(container_id)
             if not cdir.read_bundle().args:
                 raise StartFailed(container_id, "no command: neither the spec nor the image gives an entrypoint or cmd")
-            message = self._launch_shim(container_id, cdir)
+            message = self._launch_shim(cdir)
             if "error" in message:
                 raise StartFailed(container_id, str(message["error"]))
             return self._derive(container_id)
@@ -149,7 +163,6 @@ class Runtime:
             if state.status is ContainerStatus.RUNNING:
                 self._terminate(container_id, signal.SIGKILL, 0.0)
             shutil.rmtree(self._dir(container_id).path)
-            self._shims.pop(container_id, None)
         with self._guard:
             self._locks.pop(container_id, None)
 
@@ -213,7 +226,7 @@ class Runtime:
             record = cdir.read_record()
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(container_id) from None
-        self._reap(container_id)
+        _reap_shims()
         init = ProcessRef(record.pid, record.pid_started)
         status = lifecycle.derive_status(record.status, self._supervisor(record).alive(), init.alive())
         if status is not record.status:
@@ -237,30 +250,33 @@ class Runtime:
     def _supervisor(record: Record) -> ProcessRef:
         return ProcessRef(record.shim_pid, record.shim_started)
 
-    def _reap(self, container_id: str) -> None:
-        """Collect the exit of a shim this object started, so it does not linger as a zombie."""
-        shim = self._shims.get(container_id)
-        if shim is not None and shim.poll() is not None:
-            del self._shims[container_id]
+    def _launch_shim(self, cdir: ContainerDir) -> dict[str, object]:
+        """Start the shim and read its one-line report: {"pid": N} or {"error": reason}.
 
-    def _launch_shim(self, container_id: str, cdir: ContainerDir) -> dict[str, object]:
-        """Start the shim and read its one-line report: {"pid": N} or {"error": reason}."""
+        posix_spawn rather than Popen: the shim is meant to outlive this object (and this
+        process), so there is no Popen to keep; its pid is reaped by ``_reap_shims``. The ready
+        pipe stays CLOEXEC here and reaches the shim only as its fd 3, so shims spawned by other
+        threads at the same moment do not inherit it.
+        """
         ready_r, ready_w = os.pipe()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH")))))
+        pythonpath = os.pathsep.join(filter(None, (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))
         try:
-            with open(cdir.shim_log, "ab") as shim_log:
-                self._shims[container_id] = subprocess.Popen(
-                    [sys.executable, "-S", "-m", "agent.runtime.shim", str(cdir.path), str(ready_w)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=shim_log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(ready_w,),
-                    start_new_session=True,  # not in the agent's process group: survives the agent
-                    cwd="/",
-                    env=env,
-                )
+            pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-S", "-m", "agent.runtime.shim", str(cdir.path), str(_SHIM_READY_FD)],
+                dict(os.environ, PYTHONPATH=pythonpath),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, str(cdir.shim_log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                    (os.POSIX_SPAWN_DUP2, ready_w, _SHIM_READY_FD),
+                ],
+                setsid=True,  # its own session: the agent's end (or its terminal's) does not reach it
+            )
         finally:
             os.close(ready_w)
+        with _shims_lock:
+            _shims.add(pid)
         with os.fdopen(ready_r, "rb") as ready:
             raw = ready.read()
         if not raw:
@@ -279,4 +295,4 @@ class Runtime:
             init.signal(signal.SIGKILL)
             init.wait(KILL_WAIT)
         self._supervisor(record).wait(SHIM_WAIT)
-        self._reap(container_id)
+        _reap_shims()
