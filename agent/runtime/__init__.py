@@ -1,35 +1,53 @@
 """The container runtime: an OCI-shaped image store and overlayfs + namespace containers.
 
 Synchronous and blocking by design; the agent calls it through ``asyncio.to_thread``.
+
+The public names load lazily (PEP 562): the shim, which runs as ``python -m
+agent.runtime.shim`` for every container start, imports only what it uses, not the image
+store and the Runtime class.
 """
 
-from agent.runtime.containers import ContainerSpec, ContainerState, LogRecord, Runtime
-from agent.runtime.errors import (
-    ContainerExists,
-    ContainerNotFound,
-    ImageNotFound,
-    InvalidImage,
-    InvalidState,
-    RuntimeFailure,
-    StartFailed,
-)
-from agent.runtime.images import Image, ImageConfig, ImageStore
-from agent.runtime.lifecycle import ContainerStatus
+from __future__ import annotations
 
-__all__ = [
-    "ContainerExists",
-    "ContainerNotFound",
-    "ContainerSpec",
-    "ContainerState",
-    "ContainerStatus",
-    "Image",
-    "ImageConfig",
-    "ImageNotFound",
-    "ImageStore",
-    "InvalidImage",
-    "InvalidState",
-    "LogRecord",
-    "Runtime",
-    "RuntimeFailure",
-    "StartFailed",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.runtime.containers import ContainerSpec, ContainerState, LogRecord, Runtime
+    from agent.runtime.errors import (
+        ContainerExists,
+        ContainerNotFound,
+        ImageNotFound,
+        InvalidImage,
+        InvalidState,
+        RuntimeFailure,
+        StartFailed,
+    )
+    from agent.runtime.images import Image, ImageConfig, ImageStore
+    from agent.runtime.lifecycle import ContainerStatus
+
+_HOME = {
+    "ContainerSpec": "containers",
+    "ContainerState": "containers",
+    "LogRecord": "containers",
+    "Runtime": "containers",
+    "ContainerExists": "errors",
+    "ContainerNotFound": "errors",
+    "ImageNotFound": "errors",
+    "InvalidImage": "errors",
+    "InvalidState": "errors",
+    "RuntimeFailure": "errors",
+    "StartFailed": "errors",
+    "Image": "images",
+    "ImageConfig": "images",
+    "ImageStore": "images",
+    "ContainerStatus": "lifecycle",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"agent.runtime.{_HOME[name]}"), name)

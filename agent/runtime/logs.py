@@ -6,7 +6,6 @@ records keep microseconds, which is what ``datetime`` holds.
 
 from __future__ import annotations
 
-import collections
 import json
 import re
 import time
