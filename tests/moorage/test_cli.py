@@ -1,0 +1,107 @@
+"""`moor` paths that need no controller: validation, unreachable controller, help, flags."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from moorage import __version__
+from moorage.cli import app
+from moorage.localcluster.procs import free_port
+from tests.moorage.conftest import WriteManifest
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A loopback socket that listens but never accepts: any connection attempt is queued on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        sock.setblocking(False)
+        yield sock
+
+
+def connected(sock: socket.socket) -> bool:
+    try:
+        conn, _ = sock.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
+
+
+def test_invalid_manifest_exits_2_listing_every_problem_without_connecting(
+    write: WriteManifest, listener: socket.socket
+) -> None:
+    path = write("bad.yaml", "name: web\nreplicas: -1\n---\nname: x\nimage: b\nports: [80]\n")
+    address = "127.0.0.1:%d" % listener.getsockname()[1]
+    result = runner.invoke(app, ["apply", "-f", str(path), "--controller", address])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{path}: document 1: image: required",
+        f"{path}: document 1: replicas: must be greater than or equal to 0",
+        f"{path}: document 2: ports: not supported yet",
+    ]
+    assert result.stdout == ""
+    assert not connected(listener)
+
+
+def test_unreachable_controller_is_one_line_and_exit_1(write: WriteManifest) -> None:
+    path = write("ok.yaml", "name: web\nimage: busybox\n")
+    address = f"127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["apply", "-f", str(path), "--controller", address])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: controller {address} unreachable: connection refused\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["get", "services"], ["get", "tasks", "--service", "web"], ["get", "nodes", "-o", "json"], ["logs", "web"],
+     ["delete", "web"]],
+)
+def test_every_client_command_reports_an_unreachable_controller(args: list[str]) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    result = runner.invoke(app, args, env={"MOOR_CONTROLLER": address})
+    assert result.exit_code == 1
+    assert result.stderr == f"error: controller {address} unreachable: connection refused\n"
+
+
+def test_debug_lets_the_exception_through(write: WriteManifest) -> None:
+    path = write("bad.yaml", "name: web\n")
+    result = runner.invoke(app, ["--debug", "apply", "-f", str(path)])
+    assert result.exit_code == 1
+    assert type(result.exception).__name__ == "ManifestError"
+
+
+def test_bad_timeout_is_a_usage_error(write: WriteManifest) -> None:
+    path = write("ok.yaml", "name: web\nimage: busybox\n")
+    result = runner.invoke(app, ["apply", "-f", str(path), "--wait", "--timeout", "soon"])
+    assert result.exit_code == 2
+    assert "'soon' is not a duration" in result.stderr
+
+
+def test_bad_agent_label_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["agent", "--label", "zone"])
+    assert result.exit_code == 2
+    assert "'zone' is not KEY=VALUE" in result.stderr
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert (result.exit_code, result.stdout) == (0, f"moor {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["apply"], ["get"], ["get", "services"], ["get", "tasks"], ["get", "nodes"], ["logs"], ["delete"],
+     ["image", "import"], ["controller"], ["agent"], ["version"]],
+)
+def test_every_command_has_help_with_an_example(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: moor" in result.stdout
