@@ -10,7 +10,6 @@ by one writer task, so the stream is never written from two places at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 

@@ -11,6 +11,7 @@ computed from (0 = the key must not exist). Losing that race raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -208,12 +209,15 @@ class Store:
             yield None
             async for event in watch:
                 deleted = event.kind == aetcd.EventKind.DELETE
-                prev = event.prev_kv.value if event.prev_kv is not None else None
+                # etcd sends an empty prev_kv (no key) when the key was created
+                prev = event.prev_kv.value if event.prev_kv is not None and event.prev_kv.key else None
                 yield Change(event.kv.key.decode(), None if deleted else event.kv.value, prev)
         except (aetcd.ClientError, grpc.RpcError) as e:
             raise StoreUnavailableError(f"watch {prefix}: {e}") from e
         finally:
-            await watch.cancel()
+            # Fails only if the client is already closed, which ends the watch anyway.
+            with contextlib.suppress(Exception):
+                await watch.cancel()
 
 
 async def retry_on_conflict(step: Callable[[], Awaitable[T]], *, attempts: int = 20) -> T:

@@ -24,6 +24,10 @@ class WorkQueue:
         self._max_delay = max_delay
         self._max_retries = max_retries
 
+    def __len__(self) -> int:
+        """Keys waiting for a worker."""
+        return self._queue.qsize()
+
     def add(self, key: str) -> None:
         if key in self._dirty:
             return

@@ -13,7 +13,7 @@ import aetcd
 import grpc
 
 from controller.server import serve
-from moorage.localcluster.procs import free_port
+from moorage.localcluster.procs import free_port, port_open
 from moorage.v1 import agent_pb2, agent_pb2_grpc, control_pb2_grpc, types_pb2
 
 Predicate = Callable[[], bool] | Callable[[], Awaitable[bool]]
@@ -36,17 +36,19 @@ async def eventually(predicate: Predicate, what: str, timeout: float = 10.0, int
 @contextlib.asynccontextmanager
 async def running_controller(etcd_endpoint: str) -> AsyncIterator[str]:
     """A controller serving on a free loopback port; yields its address."""
-    address = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    address = f"127.0.0.1:{port}"
     stop = asyncio.Event()
     server = asyncio.create_task(serve([address], [etcd_endpoint], stop=stop))
+
+    def listening() -> bool:
+        if server.done():
+            server.result()  # raises what made the controller fail
+            raise AssertionError("controller returned before it was stopped")
+        return port_open("127.0.0.1", port)
+
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            ready = asyncio.create_task(channel.channel_ready())
-            await asyncio.wait({ready, server}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-            if server.done():
-                ready.cancel()
-                server.result()  # raises what made the controller fail
-            assert ready.done(), f"controller on {address} not ready"
+        await eventually(listening, f"controller listening on {address}")
         yield address
     finally:
         stop.set()

@@ -99,3 +99,9 @@ def test_spread_differs_by_at_most_one_when_all_nodes_ready(replicas: int, node_
     counts = [per_node(plan)[n.id] for n in nodes]
     assert sum(counts) == replicas
     assert max(counts) - min(counts) <= 1
+
+
+def test_public_surface() -> None:
+    import scheduler
+
+    assert sorted(scheduler.__all__) == ["NodeInfo", "Plan", "TaskRequest", "place"]
