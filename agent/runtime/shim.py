@@ -129,6 +129,7 @@ def report(ready_fd: int, message: dict[str, object]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    os.chdir("/")  # hold no directory of the agent's busy
     cdir = ContainerDir(Path(argv[1]))
     ready_fd = int(argv[2])
     os.set_inheritable(ready_fd, False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -148,3 +149,13 @@ def test_a_new_runtime_object_sees_the_running_container(runtime: Runtime, image
     assert (seen.status, seen.pid, seen.started_at) == (ContainerStatus.RUNNING, first.pid, first.started_at)
     assert [s.id for s in fresh.list()] == ["c1"]
     assert fresh.stop("c1").exit_code == 128 + signal.SIGKILL
+
+
+def test_concurrent_starts_do_not_wait_for_each_other(runtime: Runtime) -> None:
+    """A start must not block on another container holding its ready pipe (an inherited fd)."""
+    ids = [f"c{i}" for i in range(4)]
+    with ThreadPoolExecutor(len(ids)) as pool:
+        futures = [pool.submit(runtime.run, cid, sh(cid, "sleep 1000")) for cid in ids]
+        states = [f.result(timeout=10) for f in futures]
+    assert all(s.status is ContainerStatus.RUNNING for s in states)
+    assert len({s.pid for s in states}) == len(ids)
