@@ -53,6 +53,7 @@ __all__ = [
     "ServiceManifest",
     "load_paths",
     "parse_duration",
+    "read_env_file",
 ]
 
 DEFAULT_STOP_GRACE_PERIOD = 10.0
@@ -162,7 +163,7 @@ def _as_list(value: object) -> object:
 Argv = Annotated[list[Text], BeforeValidator(_split_if_string)]
 
 
-def check_env_key(key: str) -> str:
+def _check_env_key(key: str) -> str:
     """An environment variable name as execve can carry it."""
     if not key:
         raise ValueError("variable name must not be empty")
@@ -193,7 +194,7 @@ def _check_label_key(key: str) -> str:
 
 
 EnvMap = Annotated[
-    dict[Annotated[str, Strict(), AfterValidator(check_env_key)], Text],
+    dict[Annotated[str, Strict(), AfterValidator(_check_env_key)], Text],
     BeforeValidator(_env_pairs),
 ]
 LabelMap = dict[Annotated[str, Strict(), AfterValidator(_check_label_key)], Text]
@@ -278,7 +279,7 @@ class ServiceManifest(BaseModel):
 
     @classmethod
     def from_spec(cls, spec: types_pb2.ServiceSpec) -> ServiceManifest:
-        return ServiceManifest.model_validate(
+        return cls.model_validate(
             {
                 "name": spec.name,
                 "image": spec.image,
@@ -320,8 +321,9 @@ class ServiceDocument(ServiceManifest):
 def read_env_file(path: Path) -> dict[str, str]:
     """``KEY=VALUE`` lines; blank lines and ``#`` comments are skipped.
 
-    A value wrapped in matching single or double quotes loses the quotes (as in
-    docker-compose); nothing else is interpreted.
+    Spaces around the key and the value are dropped, and a value wrapped in
+    matching single or double quotes loses the quotes (as in docker-compose);
+    nothing else is interpreted.
     """
     env: dict[str, str] = {}
     try:
@@ -336,8 +338,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not sep:
             raise ValueError(f"{path} line {number}: expected KEY=VALUE, got {line!r}")
         try:
-            key = check_env_key(key.strip())
-            value = _no_nul(value)
+            key = _check_env_key(key.strip())
+            value = _no_nul(value.strip())
         except ValueError as exc:
             raise ValueError(f"{path} line {number}: {exc}") from None
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":

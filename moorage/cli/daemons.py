@@ -22,7 +22,9 @@ DEFAULT_ETCD = "127.0.0.1:2379"
 
 StateDirOption = Annotated[Path, typer.Option("--state-dir", help="Where the host keeps images, containers and logs.")]
 
-image_app = typer.Typer(help="Manage the images of this host.", no_args_is_help=True)
+image_app = typer.Typer(
+    help="Manage the images of this host.\n\nExample: moor image import ./rootfs busybox:latest", no_args_is_help=True
+)
 
 
 @reporting

@@ -26,7 +26,9 @@ class Output(str, Enum):
 
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
 
-app = typer.Typer(help="List services, tasks or nodes.", no_args_is_help=True)
+app = typer.Typer(
+    help="List services, tasks or nodes.\n\nExample: moor get tasks --service hello", no_args_is_help=True
+)
 
 
 def _show(output: Output, response: Message, table: Table) -> None:

@@ -41,18 +41,22 @@ def rollout_check(specs: Sequence[types_pb2.ServiceSpec], tasks: Sequence[types_
     """
     progress: list[str] = []
     failures: list[str] = []
+    waiting: list[str] = []
     done = True
     for spec in specs:
-        current = [t for t in tasks if t.service == spec.name and t.spec == spec]
-        running = {t.slot for t in current if t.desired_state == _RUNNING and t.observed_state == _RUNNING}
-        failures.extend(
-            f"{t.service}.{t.slot} {task_state(t.observed_state)}: {t.message or 'no message'}"
-            for t in current
-            if t.desired_state == _RUNNING and t.observed_state in _FAILED
-        )
+        wanted = [t for t in tasks if t.service == spec.name and t.spec == spec and t.desired_state == _RUNNING]
+        running = {t.slot for t in wanted if t.observed_state == _RUNNING}
+        for t in wanted:
+            line = f"{t.service}.{t.slot} {task_state(t.observed_state)}: {t.message or 'no message'}"
+            if t.observed_state in _FAILED:
+                failures.append(line)
+            elif t.observed_state != _RUNNING and t.message:
+                waiting.append(line)
         done = done and len(running) >= spec.replicas
         progress.append(f"{spec.name} {len(running)}/{spec.replicas}")
-    return Check(done, "running: " + ", ".join(progress), tuple(failures))
+    # The first reason a task gives for not running answers "why is it slow?".
+    summary = "running: " + ", ".join(progress) + (f"; {waiting[0]}" if waiting else "")
+    return Check(done, summary, tuple(failures))
 
 
 def drain_check(service: str, tasks: Sequence[types_pb2.Task]) -> Check:

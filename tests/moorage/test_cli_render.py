@@ -114,10 +114,14 @@ def test_nodes_table() -> None:
 def test_rollout_is_done_when_every_slot_of_the_new_spec_runs() -> None:
     spec = types_pb2.ServiceSpec(name="web", image="v2", replicas=2)
     old = types_pb2.ServiceSpec(name="web", image="v1", replicas=2)
-    halfway = [task("web", 1, RUNNING, spec), task("web", 2, RUNNING, old), task("web", 2, types_pb2.TASK_STATE_STARTING, spec)]
+    halfway = [
+        task("web", 1, RUNNING, spec),
+        task("web", 2, RUNNING, old),
+        task("web", 2, types_pb2.TASK_STATE_PENDING, spec, message="no ready nodes"),
+    ]
     check = rollout_check([spec], halfway)
-    assert (check.done, check.summary, check.failures) == (False, "running: web 1/2", ())
-    check = rollout_check([spec], [*halfway, task("web", 2, RUNNING, spec)])
+    assert (check.done, check.summary, check.failures) == (False, "running: web 1/2; web.2 pending: no ready nodes", ())
+    check = rollout_check([spec], [*halfway[:2], task("web", 2, RUNNING, spec)])
     assert (check.done, check.summary) == (True, "running: web 2/2")
 
 
