@@ -309,7 +309,7 @@ class ServiceDocument(ServiceManifest):
         for index, name in enumerate(self.env_file):
             try:
                 merged.update(read_env_file(base_dir / name))
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
+            except (OSError, ValueError) as exc:  # ValueError covers UnicodeDecodeError
                 errors.append((f"env_file[{index}]", str(exc)))
         if errors:
             return None, errors
