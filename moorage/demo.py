@@ -44,7 +44,7 @@ def moor(*args: str) -> None:
 def up(base: Path) -> None:
     down(base)
     say("building the busybox image and starting etcd, a controller and two agent hosts")
-    rootfs = busybox.make_rootfs(base.parent / f"{base.name}-image" / "rootfs")
+    rootfs = busybox.make_rootfs(base / "image" / "rootfs")
     cluster = LocalCluster(
         base,
         hosts=2,
