@@ -123,6 +123,7 @@ def test_apply_reports_created_updated_unchanged(etcd: Etcd) -> None:
                 control_pb2.APPLY_ACTION_UPDATED,
                 control_pb2.APPLY_ACTION_UNCHANGED,
             ]
+            assert await apply(stub) == []
             got = await stub.GetService(control_pb2.GetServiceRequest(name="web"))
             assert got.spec == spec("web", replicas=2) and got.version > 0
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -214,6 +215,9 @@ def test_logs_are_read_from_the_agents(etcd: Etcd) -> None:
                 entries = [e async for e in stub.Logs(control_pb2.LogsRequest(service="web"))]
                 assert [e.line for e in entries] == ["hello", "world"]
                 assert {(e.task_id, e.slot, e.node_id, e.stream) for e in entries} == {(task.id, 1, "node-a", "stdout")}
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    [e async for e in stub.Logs(control_pb2.LogsRequest(service="nope"))]
+                assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
     run(scenario())
 
