@@ -22,44 +22,75 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from moorage.v1 import types_pb2 as moorage_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18moorage/v1/control.proto\x12\nmoorage.v1\x1a\x16moorage/v1/types.proto\"A\n\x14\x41pplyServicesRequest\x12)\n\x08services\x18\x01 \x03(\x0b\x32\x17.moorage.v1.ServiceSpec\"D\n\x0b\x41pplyResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x17.moorage.v1.ApplyAction\"A\n\x15\x41pplyServicesResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.moorage.v1.ApplyResult\"!\n\x11GetServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13ListServicesRequest\"=\n\x14ListServicesResponse\x12%\n\x08services\x18\x01 \x03(\x0b\x32\x13.moorage.v1.Service\"$\n\x14\x44\x65leteServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteServiceResponse\"#\n\x10ListTasksRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\"4\n\x11ListTasksResponse\x12\x1f\n\x05tasks\x18\x01 \x03(\x0b\x32\x10.moorage.v1.Task\"\x12\n\x10ListNodesRequest\"4\n\x11ListNodesResponse\x12\x1f\n\x05nodes\x18\x01 \x03(\x0b\x32\x10.moorage.v1.Node\"<\n\x0bLogsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\r*{\n\x0b\x41pplyAction\x12\x1c\n\x18\x41PPLY_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PPLY_ACTION_CREATED\x10\x01\x12\x18\n\x14\x41PPLY_ACTION_UPDATED\x10\x02\x12\x1a\n\x16\x41PPLY_ACTION_UNCHANGED\x10\x03\x32\x97\x04\n\x07\x43ontrol\x12T\n\rApplyServices\x12 .moorage.v1.ApplyServicesRequest\x1a!.moorage.v1.ApplyServicesResponse\x12@\n\nGetService\x12\x1d.moorage.v1.GetServiceRequest\x1a\x13.moorage.v1.Service\x12Q\n\x0cListServices\x12\x1f.moorage.v1.ListServicesRequest\x1a .moorage.v1.ListServicesResponse\x12T\n\rDeleteService\x12 .moorage.v1.DeleteServiceRequest\x1a!.moorage.v1.DeleteServiceResponse\x12H\n\tListTasks\x12\x1c.moorage.v1.ListTasksRequest\x1a\x1d.moorage.v1.ListTasksResponse\x12H\n\tListNodes\x12\x1c.moorage.v1.ListNodesRequest\x1a\x1d.moorage.v1.ListNodesResponse\x12\x37\n\x04Logs\x12\x17.moorage.v1.LogsRequest\x1a\x14.moorage.v1.LogEntry0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18moorage/v1/control.proto\x12\nmoorage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16moorage/v1/types.proto\"A\n\x14\x41pplyServicesRequest\x12)\n\x08services\x18\x01 \x03(\x0b\x32\x17.moorage.v1.ServiceSpec\"D\n\x0b\x41pplyResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x17.moorage.v1.ApplyAction\"A\n\x15\x41pplyServicesResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.moorage.v1.ApplyResult\"!\n\x11GetServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13ListServicesRequest\"=\n\x14ListServicesResponse\x12%\n\x08services\x18\x01 \x03(\x0b\x32\x13.moorage.v1.Service\"$\n\x14\x44\x65leteServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteServiceResponse\"A\n\x10ListTasksRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"4\n\x11ListTasksResponse\x12\x1f\n\x05tasks\x18\x01 \x03(\x0b\x32\x10.moorage.v1.Task\"\x12\n\x10ListNodesRequest\"4\n\x11ListNodesResponse\x12\x1f\n\x05nodes\x18\x01 \x03(\x0b\x32\x10.moorage.v1.Node\"x\n\x0bLogsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\r\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07task_id\x18\x05 \x01(\t\"5\n\x13ScaleServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\r\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1c\n\x0eGetNodeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xde\x01\n\x11UpdateNodeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x0c\x61vailability\x18\x02 \x01(\x0e\x32\x1c.moorage.v1.NodeAvailability\x12@\n\nset_labels\x18\x03 \x03(\x0b\x32,.moorage.v1.UpdateNodeRequest.SetLabelsEntry\x12\x15\n\rremove_labels\x18\x04 \x03(\t\x1a\x30\n\x0eSetLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x12WatchEventsRequest\x12\r\n\x05kinds\x18\x01 \x03(\t\"x\n\tExecInput\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x15.moorage.v1.ExecStartH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12*\n\x06resize\x18\x03 \x01(\x0b\x32\x18.moorage.v1.TerminalSizeH\x00\x42\x06\n\x04\x62ody\"\xbb\x01\n\tExecStart\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03tty\x18\x03 \x01(\x08\x12+\n\x03\x65nv\x18\x04 \x03(\x0b\x32\x1e.moorage.v1.ExecStart.EnvEntry\x12&\n\x04size\x18\x05 \x01(\x0b\x32\x18.moorage.v1.TerminalSize\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x0cTerminalSize\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"M\n\nExecOutput\x12\x10\n\x06stdout\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x02 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x03 \x01(\x05H\x00\x42\x06\n\x04\x62ody\"\x13\n\x11GetVersionRequest\"R\n\x0bVersionInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03\x61pi\x18\x02 \x01(\t\x12\x15\n\rcontroller_id\x18\x03 \x01(\t\x12\x0e\n\x06leader\x18\x04 \x01(\x08*{\n\x0b\x41pplyAction\x12\x1c\n\x18\x41PPLY_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PPLY_ACTION_CREATED\x10\x01\x12\x18\n\x14\x41PPLY_ACTION_UPDATED\x10\x02\x12\x1a\n\x16\x41PPLY_ACTION_UNCHANGED\x10\x03\x32\xd3\x07\n\x07\x43ontrol\x12T\n\rApplyServices\x12 .moorage.v1.ApplyServicesRequest\x1a!.moorage.v1.ApplyServicesResponse\x12@\n\nGetService\x12\x1d.moorage.v1.GetServiceRequest\x1a\x13.moorage.v1.Service\x12Q\n\x0cListServices\x12\x1f.moorage.v1.ListServicesRequest\x1a .moorage.v1.ListServicesResponse\x12T\n\rDeleteService\x12 .moorage.v1.DeleteServiceRequest\x1a!.moorage.v1.DeleteServiceResponse\x12H\n\tListTasks\x12\x1c.moorage.v1.ListTasksRequest\x1a\x1d.moorage.v1.ListTasksResponse\x12H\n\tListNodes\x12\x1c.moorage.v1.ListNodesRequest\x1a\x1d.moorage.v1.ListNodesResponse\x12\x37\n\x04Logs\x12\x17.moorage.v1.LogsRequest\x1a\x14.moorage.v1.LogEntry0\x01\x12\x44\n\x0cScaleService\x12\x1f.moorage.v1.ScaleServiceRequest\x1a\x13.moorage.v1.Service\x12\x37\n\x07GetTask\x12\x1a.moorage.v1.GetTaskRequest\x1a\x10.moorage.v1.Task\x12\x37\n\x07GetNode\x12\x1a.moorage.v1.GetNodeRequest\x1a\x10.moorage.v1.Node\x12=\n\nUpdateNode\x12\x1d.moorage.v1.UpdateNodeRequest\x1a\x10.moorage.v1.Node\x12\x42\n\x0bWatchEvents\x12\x1e.moorage.v1.WatchEventsRequest\x1a\x11.moorage.v1.Event0\x01\x12\x39\n\x04\x45xec\x12\x15.moorage.v1.ExecInput\x1a\x16.moorage.v1.ExecOutput(\x01\x30\x01\x12\x44\n\nGetVersion\x12\x1d.moorage.v1.GetVersionRequest\x1a\x17.moorage.v1.VersionInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'moorage.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPLYACTION']._serialized_start=679
-  _globals['_APPLYACTION']._serialized_end=802
-  _globals['_APPLYSERVICESREQUEST']._serialized_start=64
-  _globals['_APPLYSERVICESREQUEST']._serialized_end=129
-  _globals['_APPLYRESULT']._serialized_start=131
-  _globals['_APPLYRESULT']._serialized_end=199
-  _globals['_APPLYSERVICESRESPONSE']._serialized_start=201
-  _globals['_APPLYSERVICESRESPONSE']._serialized_end=266
-  _globals['_GETSERVICEREQUEST']._serialized_start=268
-  _globals['_GETSERVICEREQUEST']._serialized_end=301
-  _globals['_LISTSERVICESREQUEST']._serialized_start=303
-  _globals['_LISTSERVICESREQUEST']._serialized_end=324
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=326
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=387
-  _globals['_DELETESERVICEREQUEST']._serialized_start=389
-  _globals['_DELETESERVICEREQUEST']._serialized_end=425
-  _globals['_DELETESERVICERESPONSE']._serialized_start=427
-  _globals['_DELETESERVICERESPONSE']._serialized_end=450
-  _globals['_LISTTASKSREQUEST']._serialized_start=452
-  _globals['_LISTTASKSREQUEST']._serialized_end=487
-  _globals['_LISTTASKSRESPONSE']._serialized_start=489
-  _globals['_LISTTASKSRESPONSE']._serialized_end=541
-  _globals['_LISTNODESREQUEST']._serialized_start=543
-  _globals['_LISTNODESREQUEST']._serialized_end=561
-  _globals['_LISTNODESRESPONSE']._serialized_start=563
-  _globals['_LISTNODESRESPONSE']._serialized_end=615
-  _globals['_LOGSREQUEST']._serialized_start=617
-  _globals['_LOGSREQUEST']._serialized_end=677
-  _globals['_CONTROL']._serialized_start=805
-  _globals['_CONTROL']._serialized_end=1340
+  _globals['_UPDATENODEREQUEST_SETLABELSENTRY']._loaded_options = None
+  _globals['_UPDATENODEREQUEST_SETLABELSENTRY']._serialized_options = b'8\001'
+  _globals['_EXECSTART_ENVENTRY']._loaded_options = None
+  _globals['_EXECSTART_ENVENTRY']._serialized_options = b'8\001'
+  _globals['_APPLYACTION']._serialized_start=1719
+  _globals['_APPLYACTION']._serialized_end=1842
+  _globals['_APPLYSERVICESREQUEST']._serialized_start=97
+  _globals['_APPLYSERVICESREQUEST']._serialized_end=162
+  _globals['_APPLYRESULT']._serialized_start=164
+  _globals['_APPLYRESULT']._serialized_end=232
+  _globals['_APPLYSERVICESRESPONSE']._serialized_start=234
+  _globals['_APPLYSERVICESRESPONSE']._serialized_end=299
+  _globals['_GETSERVICEREQUEST']._serialized_start=301
+  _globals['_GETSERVICEREQUEST']._serialized_end=334
+  _globals['_LISTSERVICESREQUEST']._serialized_start=336
+  _globals['_LISTSERVICESREQUEST']._serialized_end=357
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=359
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=420
+  _globals['_DELETESERVICEREQUEST']._serialized_start=422
+  _globals['_DELETESERVICEREQUEST']._serialized_end=458
+  _globals['_DELETESERVICERESPONSE']._serialized_start=460
+  _globals['_DELETESERVICERESPONSE']._serialized_end=483
+  _globals['_LISTTASKSREQUEST']._serialized_start=485
+  _globals['_LISTTASKSREQUEST']._serialized_end=550
+  _globals['_LISTTASKSRESPONSE']._serialized_start=552
+  _globals['_LISTTASKSRESPONSE']._serialized_end=604
+  _globals['_LISTNODESREQUEST']._serialized_start=606
+  _globals['_LISTNODESREQUEST']._serialized_end=624
+  _globals['_LISTNODESRESPONSE']._serialized_start=626
+  _globals['_LISTNODESRESPONSE']._serialized_end=678
+  _globals['_LOGSREQUEST']._serialized_start=680
+  _globals['_LOGSREQUEST']._serialized_end=800
+  _globals['_SCALESERVICEREQUEST']._serialized_start=802
+  _globals['_SCALESERVICEREQUEST']._serialized_end=855
+  _globals['_GETTASKREQUEST']._serialized_start=857
+  _globals['_GETTASKREQUEST']._serialized_end=885
+  _globals['_GETNODEREQUEST']._serialized_start=887
+  _globals['_GETNODEREQUEST']._serialized_end=915
+  _globals['_UPDATENODEREQUEST']._serialized_start=918
+  _globals['_UPDATENODEREQUEST']._serialized_end=1140
+  _globals['_UPDATENODEREQUEST_SETLABELSENTRY']._serialized_start=1092
+  _globals['_UPDATENODEREQUEST_SETLABELSENTRY']._serialized_end=1140
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=1142
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1177
+  _globals['_EXECINPUT']._serialized_start=1179
+  _globals['_EXECINPUT']._serialized_end=1299
+  _globals['_EXECSTART']._serialized_start=1302
+  _globals['_EXECSTART']._serialized_end=1489
+  _globals['_EXECSTART_ENVENTRY']._serialized_start=1447
+  _globals['_EXECSTART_ENVENTRY']._serialized_end=1489
+  _globals['_TERMINALSIZE']._serialized_start=1491
+  _globals['_TERMINALSIZE']._serialized_end=1533
+  _globals['_EXECOUTPUT']._serialized_start=1535
+  _globals['_EXECOUTPUT']._serialized_end=1612
+  _globals['_GETVERSIONREQUEST']._serialized_start=1614
+  _globals['_GETVERSIONREQUEST']._serialized_end=1633
+  _globals['_VERSIONINFO']._serialized_start=1635
+  _globals['_VERSIONINFO']._serialized_end=1717
+  _globals['_CONTROL']._serialized_start=1845
+  _globals['_CONTROL']._serialized_end=2824
 # @@protoc_insertion_point(module_scope)

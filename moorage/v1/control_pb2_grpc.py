@@ -70,6 +70,41 @@ class ControlStub:
                 request_serializer=moorage_dot_v1_dot_control__pb2.LogsRequest.SerializeToString,
                 response_deserializer=moorage_dot_v1_dot_types__pb2.LogEntry.FromString,
                 _registered_method=True)
+        self.ScaleService = channel.unary_unary(
+                '/moorage.v1.Control/ScaleService',
+                request_serializer=moorage_dot_v1_dot_control__pb2.ScaleServiceRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_types__pb2.Service.FromString,
+                _registered_method=True)
+        self.GetTask = channel.unary_unary(
+                '/moorage.v1.Control/GetTask',
+                request_serializer=moorage_dot_v1_dot_control__pb2.GetTaskRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_types__pb2.Task.FromString,
+                _registered_method=True)
+        self.GetNode = channel.unary_unary(
+                '/moorage.v1.Control/GetNode',
+                request_serializer=moorage_dot_v1_dot_control__pb2.GetNodeRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_types__pb2.Node.FromString,
+                _registered_method=True)
+        self.UpdateNode = channel.unary_unary(
+                '/moorage.v1.Control/UpdateNode',
+                request_serializer=moorage_dot_v1_dot_control__pb2.UpdateNodeRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_types__pb2.Node.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/moorage.v1.Control/WatchEvents',
+                request_serializer=moorage_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_types__pb2.Event.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/moorage.v1.Control/Exec',
+                request_serializer=moorage_dot_v1_dot_control__pb2.ExecInput.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_control__pb2.ExecOutput.FromString,
+                _registered_method=True)
+        self.GetVersion = channel.unary_unary(
+                '/moorage.v1.Control/GetVersion',
+                request_serializer=moorage_dot_v1_dot_control__pb2.GetVersionRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_control__pb2.VersionInfo.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -119,6 +154,50 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScaleService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNode(self, request, context):
+        """Availability and labels of a node (drain, activate, label).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Runs a command in a task's container, relayed through its agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +235,41 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=moorage_dot_v1_dot_control__pb2.LogsRequest.FromString,
                     response_serializer=moorage_dot_v1_dot_types__pb2.LogEntry.SerializeToString,
+            ),
+            'ScaleService': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScaleService,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.ScaleServiceRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_types__pb2.Service.SerializeToString,
+            ),
+            'GetTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTask,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.GetTaskRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_types__pb2.Task.SerializeToString,
+            ),
+            'GetNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNode,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.GetNodeRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_types__pb2.Node.SerializeToString,
+            ),
+            'UpdateNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNode,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.UpdateNodeRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_types__pb2.Node.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.WatchEventsRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_types__pb2.Event.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.ExecInput.FromString,
+                    response_serializer=moorage_dot_v1_dot_control__pb2.ExecOutput.SerializeToString,
+            ),
+            'GetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVersion,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.GetVersionRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_control__pb2.VersionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -347,6 +461,195 @@ class Control:
             '/moorage.v1.Control/Logs',
             moorage_dot_v1_dot_control__pb2.LogsRequest.SerializeToString,
             moorage_dot_v1_dot_types__pb2.LogEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScaleService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/ScaleService',
+            moorage_dot_v1_dot_control__pb2.ScaleServiceRequest.SerializeToString,
+            moorage_dot_v1_dot_types__pb2.Service.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/GetTask',
+            moorage_dot_v1_dot_control__pb2.GetTaskRequest.SerializeToString,
+            moorage_dot_v1_dot_types__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/GetNode',
+            moorage_dot_v1_dot_control__pb2.GetNodeRequest.SerializeToString,
+            moorage_dot_v1_dot_types__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/UpdateNode',
+            moorage_dot_v1_dot_control__pb2.UpdateNodeRequest.SerializeToString,
+            moorage_dot_v1_dot_types__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/moorage.v1.Control/WatchEvents',
+            moorage_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
+            moorage_dot_v1_dot_types__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/moorage.v1.Control/Exec',
+            moorage_dot_v1_dot_control__pb2.ExecInput.SerializeToString,
+            moorage_dot_v1_dot_control__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/GetVersion',
+            moorage_dot_v1_dot_control__pb2.GetVersionRequest.SerializeToString,
+            moorage_dot_v1_dot_control__pb2.VersionInfo.FromString,
             options,
             channel_credentials,
             insecure,
