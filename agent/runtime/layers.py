@@ -7,11 +7,19 @@ climb above the root, and members reached *through* a symlink of the same archiv
 refused with InvalidImage before anything is written. Absolute symlink targets are kept:
 inside the container they resolve against the container's root, and unpacking never
 follows a link. OCI whiteouts become overlayfs whiteouts (``.wh.x`` → char device 0/0,
-``.wh..wh..opq`` → ``trusted.overlay.opaque``).
+``.wh..wh..opq`` → ``trusted.overlay.opaque``); a whiteout must name one entry of its own
+directory (``.wh..`` or ``.wh...`` are refused). Writing a container's overlay upper dir
+(``write_tar(..., overlay=True)``) turns them back into OCI whiteouts.
+
+Device nodes: block and character devices are created only below ``dev/`` of the layer,
+where base images carry their ``/dev`` skeleton (the runtime mounts a fresh tmpfs over
+``/dev`` anyway); anywhere else they are refused, so a layer cannot plant a raw disk device
+in, say, ``/data``. FIFOs are allowed everywhere.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
@@ -27,21 +35,45 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 
 
-def write_tar(source: Path, out: IO[bytes]) -> None:
+def write_tar(source: Path, out: IO[bytes], overlay: bool = False) -> None:
     """Tar the tree under ``source`` (not the root entry itself) into ``out``.
 
     Deterministic: entries sorted by name, numeric owners without names, whole-second
-    mtimes kept as they are on disk; hard links within the tree stay hard links.
+    mtimes kept as they are on disk; hard links within the tree stay hard links. With
+    ``overlay``, ``source`` is an overlayfs upper dir and its whiteouts are written in OCI form.
     """
-
-    def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uname = info.gname = ""
-        info.mtime = int(info.mtime)
-        return info
-
+    empty = io.BytesIO(b"")
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in _walk_sorted(source):
-            tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False, filter=normalise)
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(source).as_posix())
+            if info is None:
+                continue  # a socket: not part of an image
+            info.uname = info.gname = ""
+            info.mtime = int(info.mtime)
+            if overlay and info.ischr() and info.devmajor == info.devminor == 0:
+                tar.addfile(_marker(info, posixpath.join(posixpath.dirname(info.name), WHITEOUT_PREFIX + path.name)), empty)
+                continue
+            if info.isreg():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+            if overlay and info.isdir() and _opaque(path):
+                tar.addfile(_marker(info, f"{info.name}/{OPAQUE_WHITEOUT}"), empty)
+
+
+def _marker(like: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    """An empty regular file (an OCI whiteout) named ``name``."""
+    info = tarfile.TarInfo(name)
+    info.mode, info.mtime, info.uid, info.gid = 0o644, like.mtime, 0, 0
+    return info
+
+
+def _opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def _walk_sorted(root: Path) -> Iterator[Path]:
@@ -87,6 +119,11 @@ def check_members(members: list[tarfile.TarInfo]) -> list[tuple[str, tarfile.Tar
                 raise InvalidImage(f"hard link {info.name} -> {info.linkname} does not name a file")
         if not (info.isreg() or info.isdir() or info.issym() or info.islnk() or info.ischr() or info.isblk() or info.isfifo()):
             raise InvalidImage(f"tar member {info.name} has an unsupported type {info.type!r}")
+        if (info.ischr() or info.isblk()) and not path.startswith("dev/"):
+            raise InvalidImage(f"tar member {info.name} is a device node outside dev/")
+        base = path.rsplit("/", 1)[-1]
+        if base.startswith(WHITEOUT_PREFIX) and base != OPAQUE_WHITEOUT and base[len(WHITEOUT_PREFIX) :] in ("", ".", ".."):
+            raise InvalidImage(f"whiteout {info.name} does not name an entry of its directory")
         checked.append((path, info))
     return checked
 
