@@ -11,14 +11,20 @@ from typing import TypeVar
 import grpc
 import structlog
 
+import moorage
 from controller.clock import now
 from controller.errors import ConflictError, ControllerError, InvalidSpecError, NotFoundError, StoreUnavailableError
+from controller.events import EventHub
+from controller.leader import Election
 from controller.sessions import Sessions
-from controller.store import Check, Delete, Op, Put, Store, retry_on_conflict, service_key, task_key
+from controller.slots import FINISHED
+from controller.store import Check, Delete, Op, Put, Store, node_key, retry_on_conflict, service_key, task_key
 from controller.validation import validate_specs
 from moorage.v1 import agent_pb2, control_pb2, control_pb2_grpc, types_pb2
 
 log = structlog.get_logger("controller.api")
+
+API_VERSION = "moorage.v1"
 
 Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
 S = TypeVar("S")
@@ -51,10 +57,29 @@ def _unary(method: Callable[[S, Req, Context], Awaitable[Resp]]) -> Callable[[S,
     return wrapper
 
 
+def is_history(task: types_pb2.Task) -> bool:
+    """A task that was stopped and has ended: shown only when asked for ``all``."""
+    return task.desired_state == types_pb2.TASK_STATE_SHUTDOWN and task.observed_state in FINISHED
+
+
+def updated_node(node: types_pb2.Node, request: control_pb2.UpdateNodeRequest) -> types_pb2.Node:
+    """``node`` with the availability and label changes of ``request`` (UNSPECIFIED keeps the availability)."""
+    updated = types_pb2.Node()
+    updated.CopyFrom(node)
+    if request.availability != types_pb2.NODE_AVAILABILITY_UNSPECIFIED:
+        updated.availability = request.availability
+    updated.labels.update(request.set_labels)
+    for key in request.remove_labels:
+        updated.labels.pop(key, None)
+    return updated
+
+
 class ControlService(control_pb2_grpc.ControlServicer):
-    def __init__(self, store: Store, sessions: Sessions) -> None:
+    def __init__(self, store: Store, sessions: Sessions, events: EventHub, election: Election) -> None:
         self._store = store
         self._sessions = sessions
+        self._events = events
+        self._election = election
 
     @_unary
     async def ApplyServices(  # noqa: N802
@@ -101,9 +126,77 @@ class ControlService(control_pb2_grpc.ControlServicer):
 
     @_unary
     async def ListTasks(self, request: control_pb2.ListTasksRequest, context: Context) -> control_pb2.ListTasksResponse:  # noqa: N802
-        tasks = (await self._store.list_tasks(service=request.service or None)).items
+        listing = await self._store.list_tasks(service=request.service or None, node_id=request.node_id or None)
+        tasks = [t for t in listing.items if request.all or not is_history(t)]
         tasks.sort(key=lambda t: (t.service, t.slot, t.created_at.ToNanoseconds(), t.id))
         return control_pb2.ListTasksResponse(tasks=tasks)
+
+    @_unary
+    async def GetTask(self, request: control_pb2.GetTaskRequest, context: Context) -> types_pb2.Task:  # noqa: N802
+        task = await self._store.get_task(request.id)
+        if task is None:
+            raise NotFoundError("task", request.id)
+        return task
+
+    @_unary
+    async def GetNode(self, request: control_pb2.GetNodeRequest, context: Context) -> types_pb2.Node:  # noqa: N802
+        node = await self._store.get_node(request.id)
+        if node is None:
+            raise NotFoundError("node", request.id)
+        return node
+
+    @_unary
+    async def UpdateNode(self, request: control_pb2.UpdateNodeRequest, context: Context) -> types_pb2.Node:  # noqa: N802
+        if any(not key for key in request.set_labels):
+            raise InvalidSpecError(request.id, "set_labels", "label names must not be empty")
+
+        async def update() -> types_pb2.Node:
+            node = await self._store.get_node(request.id)
+            if node is None:
+                raise NotFoundError("node", request.id)
+            updated = updated_node(node, request)
+            if updated != node:
+                await self._store.commit([Put(node_key(node.id), updated, node.version)])
+            return updated
+
+        node = await retry_on_conflict(update)
+        log.info("node updated", node=node.id, availability=types_pb2.NodeAvailability.Name(node.availability))
+        return node
+
+    @_unary
+    async def ScaleService(self, request: control_pb2.ScaleServiceRequest, context: Context) -> types_pb2.Service:  # noqa: N802
+        async def scale() -> types_pb2.Service:
+            service = await self._store.get_service(request.name)
+            if service is None:
+                raise NotFoundError("service", request.name)
+            if service.spec.replicas == request.replicas:
+                return service
+            scaled = types_pb2.Service()
+            scaled.CopyFrom(service)
+            scaled.spec.replicas = request.replicas
+            scaled.updated_at.CopyFrom(now())
+            await self._store.commit([Put(service_key(request.name), scaled, service.version)])
+            return scaled
+
+        service = await retry_on_conflict(scale)
+        log.info("service scaled", service=request.name, replicas=request.replicas)
+        return service
+
+    @_unary
+    async def GetVersion(self, request: control_pb2.GetVersionRequest, context: Context) -> control_pb2.VersionInfo:  # noqa: N802
+        return control_pb2.VersionInfo(
+            version=moorage.__version__,
+            api=API_VERSION,
+            controller_id=self._election.controller_id,
+            leader=self._election.is_leader,
+        )
+
+    async def WatchEvents(  # noqa: N802
+        self, request: control_pb2.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[types_pb2.Event]:
+        """Events from now on, as this controller's watches see them (any controller serves it)."""
+        async for event in self._events.subscribe(set(request.kinds)):
+            yield event
 
     @_unary
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:  # noqa: N802

@@ -1,15 +1,20 @@
-"""The controller process: the gRPC API, agent sessions, watches and reconciler."""
+"""The controller process: the gRPC API, agent sessions, watches, and — while
+it leads — the reconciler."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import Sequence
 
 import grpc
 import structlog
 
 from controller.api import ControlService
+from controller.events import EventHub
+from controller.leader import Election
 from controller.reconciler import Reconciler
 from controller.sessions import Sessions
 from controller.store import Store
@@ -19,31 +24,57 @@ from moorage.v1 import agent_pb2_grpc, control_pb2_grpc
 log = structlog.get_logger("controller")
 
 SHUTDOWN_GRACE = 2.0
+DEFAULT_NODE_TTL = 3.0
+LEADER_TTL = 2
+# Agents ping their session every second or so (see agent.main); let them.
+SERVER_OPTIONS = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 2000),
+]
 
 
-async def serve(listen: Sequence[str], etcd_endpoints: Sequence[str], *, stop: asyncio.Event | None = None) -> None:
-    """Serve Control and AgentSession on every ``listen`` address until ``stop`` is set."""
+def default_controller_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def serve(
+    listen: Sequence[str],
+    etcd_endpoints: Sequence[str],
+    *,
+    stop: asyncio.Event | None = None,
+    node_ttl: float = DEFAULT_NODE_TTL,
+    controller_id: str | None = None,
+) -> None:
+    """Serve Control and AgentSession on every ``listen`` address until ``stop`` is set.
+
+    ``node_ttl``: seconds without a heartbeat after which a node is marked down.
+    """
     store = await Store.connect(etcd_endpoints)
-    sessions = Sessions(store)
-    reconciler = Reconciler(store)
-    server = grpc.aio.server()
-    control_pb2_grpc.add_ControlServicer_to_server(ControlService(store, sessions), server)
+    controller_id = controller_id or default_controller_id()
+    events = EventHub()
+    sessions = Sessions(store, node_ttl=node_ttl)
+    reconciler = Reconciler(store, node_ttl=node_ttl)
+    election = Election(store, controller_id, ttl=LEADER_TTL)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    control_pb2_grpc.add_ControlServicer_to_server(ControlService(store, sessions, events, election), server)
     agent_pb2_grpc.add_AgentSessionServicer_to_server(sessions, server)
     background: list[asyncio.Task[None]] = []
     try:
         for address in listen:
             if server.add_insecure_port(address) == 0:
                 raise OSError(f"cannot listen on {address}")
-        background.append(asyncio.create_task(reconciler.run(), name="reconciler"))
-        for prefix, handle in Router(reconciler, sessions).handlers().items():
+        for prefix, handle in Router(reconciler, sessions, events).handlers().items():
             background.append(asyncio.create_task(follow(store, prefix, handle), name=f"watch {prefix}"))
         await server.start()
-        log.info("controller ready", listen=list(listen), etcd=store.endpoint)
+        background.append(asyncio.create_task(election.run(reconciler.lead), name="election"))
+        log.info("controller ready", listen=list(listen), etcd=store.endpoint, id=controller_id, node_ttl=node_ttl)
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
-        sessions.close()
         await server.stop(SHUTDOWN_GRACE)
-        for task in background:
+        for task in reversed(background):
             task.cancel()
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,14 @@ The agent registers, then receives the full set of its node's tasks
 of ``Logs`` calls travel over the same stream (``LogsQuery`` down, ``LogChunk``
 up). Every message to an agent goes through its connection's outbox, written
 by one writer task, so the stream is never written from two places at once.
+
+Liveness: each session holds an etcd lease with the node's TTL and keeps the
+key ``/moorage/alive/<node>`` on it; every ``Heartbeat`` renews the lease. A
+node whose agent stops heartbeating (host dead, partitioned, or its
+controller gone and no other one reached in time) loses the key when the
+lease runs out, and the leader marks it down (``controller.liveness``). A
+session that merely ends does not mark anything: an agent restarted within
+the TTL finds its node still up. Any controller may hold any node's session.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import grpc
 import structlog
 
 from controller.clock import now
-from controller.store import Delete, Put, Store, node_key, retry_on_conflict, task_key
+from controller.errors import StoreError
+from controller.slots import FINISHED
+from controller.store import Put, Store, alive_key, node_key, retry_on_conflict, task_key
 from moorage.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 log = structlog.get_logger("controller.sessions")
@@ -39,6 +49,23 @@ def apply_status(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb
     return updated
 
 
+def assigned(tasks: Iterable[types_pb2.Task]) -> list[types_pb2.Task]:
+    """The tasks an agent must know about: all but the history of ended ones
+    (a container such a task left behind is removed as unassigned)."""
+    return [t for t in tasks if not (t.desired_state == types_pb2.TASK_STATE_SHUTDOWN and t.observed_state in FINISHED)]
+
+
+def recorded_shutdown(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb2.Task:
+    """``task`` once its agent removed its container: an exit it had already
+    reported (code and all) stays the task's final state, for the history."""
+    if task.observed_state in FINISHED:
+        return task
+    updated = apply_status(task, status)
+    if not status.HasField("finished_at"):
+        updated.finished_at.CopyFrom(now())
+    return updated
+
+
 def desired_view(tasks: Iterable[types_pb2.Task]) -> list[tuple[str, int, bytes]]:
     """What an agent must act on: which tasks, their desired state and spec.
 
@@ -57,6 +84,8 @@ class _LogRoute:
 @dataclass(eq=False)
 class _Connection:
     node_id: str
+    register: agent_pb2.Register
+    lease: int = 0
     outbox: asyncio.Queue[agent_pb2.ControllerMessage] = field(default_factory=asyncio.Queue)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -65,11 +94,11 @@ class _Connection:
 
 
 class Sessions(agent_pb2_grpc.AgentSessionServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, node_ttl: float = 3.0) -> None:
         self._store = store
+        self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
         self._connections: dict[str, _Connection] = {}
         self._log_routes: dict[str, _LogRoute] = {}
-        self._closing = False
 
     # -- notifications from the task watch -------------------------------------------
 
@@ -81,10 +110,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
     def all_changed(self) -> None:
         self.nodes_changed(list(self._connections))
 
-    def close(self) -> None:
-        """The controller is shutting down: sessions that end now do not mean
-        their node is down (the agent will reconnect to a controller)."""
-        self._closing = True
+    @property
+    def heartbeat_interval(self) -> float:
+        return self._ttl / 3
 
     # -- logs -----------------------------------------------------------------------
 
@@ -137,10 +165,11 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Register needs a node_id or a hostname")
             return
         bound = log.bind(node=node_id)
-        await self._register(node_id, register)
-        conn = _Connection(node_id)
+        conn = _Connection(node_id, register)
+        await self._register(conn)
         self._connections[node_id] = conn  # a newer session of the node replaces an older one
-        conn.send(agent_pb2.ControllerMessage(registered=agent_pb2.Registered(node_id=node_id)))
+        registered = agent_pb2.Registered(node_id=node_id, heartbeat_interval=self.heartbeat_interval)
+        conn.send(agent_pb2.ControllerMessage(registered=registered))
         conn.dirty.set()
         bound.info("agent registered", address=register.address)
         helpers = [asyncio.create_task(self._write(conn, context)), asyncio.create_task(self._assign(conn))]
@@ -154,43 +183,39 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             if self._connections.get(node_id) is conn:
                 del self._connections[node_id]
                 self._fail_logs(node_id)
-                if not self._closing:
-                    await self._mark_down(node_id)
+            # The lease is left to run out: an agent back within the TTL keeps its node up.
             bound.info("agent session ended")
 
-    async def _register(self, node_id: str, register: agent_pb2.Register) -> None:
+    async def _register(self, conn: _Connection) -> None:
+        """Mark the node alive (a fresh lease) and READY, keeping what the
+        cluster set on it (availability, labels, subnet) under the agent's own."""
+        register = conn.register
+        conn.lease = await self._store.grant(self._ttl)
+        await self._store.put_leased(alive_key(conn.node_id), b"", conn.lease)
+
         async def upsert() -> None:
-            existing = await self._store.get_node(node_id)
+            existing = await self._store.get_node(conn.node_id)
             stamp = now()
-            node = types_pb2.Node(
-                id=node_id,
-                hostname=register.hostname,
-                address=register.address,
-                labels=dict(register.labels),
-                state=types_pb2.NODE_STATE_READY,
-            )
+            node = types_pb2.Node()
+            if existing is not None:
+                node.CopyFrom(existing)
+            else:
+                node.registered_at.CopyFrom(stamp)
+            node.id, node.hostname, node.address = conn.node_id, register.hostname, register.address
+            node.labels.update(register.labels)
+            node.state = types_pb2.NODE_STATE_READY
             node.resources.CopyFrom(register.resources)
-            node.registered_at.CopyFrom(stamp)
             node.last_seen.CopyFrom(stamp)
-            await self._store.commit([Put(node_key(node_id), node, existing.version if existing else 0)])
+            await self._store.commit([Put(node_key(conn.node_id), node, existing.version if existing else 0)])
 
         await retry_on_conflict(upsert)
 
-    async def _mark_down(self, node_id: str) -> None:
-        async def down() -> None:
-            node = await self._store.get_node(node_id)
-            if node is None or node.state == types_pb2.NODE_STATE_DOWN:
-                return
-            node.state = types_pb2.NODE_STATE_DOWN
-            node.last_seen.CopyFrom(now())
-            await self._store.commit([Put(node_key(node_id), node, node.version)])
-
-        try:
-            await retry_on_conflict(down)
-        except Exception:
-            log.error("could not mark node down", node=node_id, exc_info=True)
-        else:
-            log.info("node down", node=node_id)
+    async def _heartbeat(self, conn: _Connection) -> None:
+        """Renew the node's lease; if it ran out meanwhile, the node was (or
+        is about to be) marked down: register it afresh."""
+        if not await self._store.refresh(conn.lease):
+            log.info("node lease had expired, registering again", node=conn.node_id)
+            await self._register(conn)
 
     async def _write(
         self,
@@ -213,15 +238,14 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
                 await asyncio.sleep(0.5)
                 conn.dirty.set()
                 continue
-            view = desired_view(listing.items)
+            tasks = assigned(listing.items)
+            view = desired_view(tasks)
             if view == sent:
                 continue
             sent = view
             # The etcd revision of the read: increases across sessions and controllers.
             conn.send(
-                agent_pb2.ControllerMessage(
-                    assignments=agent_pb2.Assignments(version=listing.revision, tasks=listing.items)
-                )
+                agent_pb2.ControllerMessage(assignments=agent_pb2.Assignments(version=listing.revision, tasks=tasks))
             )
 
     async def _receive(self, conn: _Connection, message: agent_pb2.AgentMessage) -> None:
@@ -231,6 +255,11 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
                 await retry_on_conflict(lambda: self._record_status(conn.node_id, message.status))
             except Exception:
                 log.error("could not record task status", node=conn.node_id, task=message.status.task_id, exc_info=True)
+        elif kind == "heartbeat":
+            try:
+                await self._heartbeat(conn)
+            except StoreError:
+                log.warning("could not renew the node's lease", node=conn.node_id, exc_info=True)
         elif kind == "logs":
             self._route_logs(message.logs)
         else:
@@ -242,10 +271,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             log.info("ignoring status of a task this node does not hold", node=node_id, task=status.task_id)
             return
         if task.desired_state == types_pb2.TASK_STATE_SHUTDOWN and status.state == types_pb2.TASK_STATE_SHUTDOWN:
-            await self._store.commit([Delete(task_key(task.id), task.version)])
-            log.info("task removed", node=node_id, task=task.id, service=task.service)
-            return
-        updated = apply_status(task, status)
+            updated = recorded_shutdown(task, status)
+        else:
+            updated = apply_status(task, status)
         if updated == task:
             return
         updated.updated_at.CopyFrom(now())

@@ -1,7 +1,10 @@
 """The controller's view of etcd: typed protobuf objects under /moorage/.
 
 Keys are ``/moorage/services/<name>``, ``/moorage/tasks/<task_id>`` and
-``/moorage/nodes/<node_id>``; values are the serialized messages. Reads fill each
+``/moorage/nodes/<node_id>``; values are the serialized messages. Two kinds of
+key live on etcd leases and vanish when their holder stops renewing them:
+``/moorage/alive/<node_id>`` (an agent session's heartbeat) and
+``/moorage/leader`` (the id of the controller that leads). Reads fill each
 message's ``version`` with the key's etcd ``mod_revision``; writes go through
 ``commit``, one transaction whose every operation compares the revision it was
 computed from (0 = the key must not exist). Losing that race raises
@@ -12,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, ParamSpec, TypeVar
+from typing import Generic, TypeVar
 
 import aetcd
 import grpc
+import structlog
 from google.protobuf.message import Message
 
 from controller.errors import ConflictError, StoreError, StoreUnavailableError
@@ -29,10 +32,13 @@ PREFIX = "/moorage/"
 SERVICES = PREFIX + "services/"
 TASKS = PREFIX + "tasks/"
 NODES = PREFIX + "nodes/"
+ALIVE = PREFIX + "alive/"
+LEADER = PREFIX + "leader"
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
-P = ParamSpec("P")
+
+log = structlog.get_logger("controller.store")
 
 
 def service_key(name: str) -> str:
@@ -45,6 +51,10 @@ def task_key(task_id: str) -> str:
 
 def node_key(node_id: str) -> str:
     return NODES + node_id
+
+
+def alive_key(node_id: str) -> str:
+    return ALIVE + node_id
 
 
 @dataclass(frozen=True)
@@ -92,19 +102,14 @@ class Change:
     prev: bytes | None
 
 
-def _converted(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Turn aetcd/grpc failures into the controller's ``StoreError`` tree."""
+def _converted(error: Exception) -> StoreError:
+    """The controller's ``StoreError`` for an aetcd/grpc failure."""
+    if isinstance(error, aetcd.ConnectionFailedError | aetcd.ConnectionTimeoutError | asyncio.TimeoutError):
+        return StoreUnavailableError(str(error) or type(error).__name__)
+    return StoreError(str(error) or type(error).__name__)
 
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, asyncio.TimeoutError) as e:
-            raise StoreUnavailableError(str(e) or type(e).__name__) from e
-        except (aetcd.ClientError, grpc.RpcError) as e:
-            raise StoreError(str(e) or type(e).__name__) from e
 
-    return wrapper
+_FAILURES = (aetcd.ClientError, grpc.RpcError, asyncio.TimeoutError)
 
 
 def _decode(cls: type[M], kv: aetcd.KeyValue) -> M:
@@ -121,39 +126,82 @@ def _encode(message: Message) -> bytes:
 
 
 class Store:
-    """A small typed wrapper over one aetcd client."""
+    """A small typed wrapper over an aetcd client, failing over between endpoints.
 
-    def __init__(self, client: aetcd.Client, endpoint: str) -> None:
+    etcd members all serve the same data, so when the member in use stops
+    answering the store connects to the next one that does and repeats the
+    call once. A repeated ``commit`` is safe: if the first attempt did land,
+    the repeat fails its revision compare and the caller re-reads.
+    """
+
+    def __init__(self, client: aetcd.Client, endpoint: str, endpoints: Sequence[str], timeout: float) -> None:
         self._client = client
         self.endpoint = endpoint
+        self._endpoints = list(endpoints)
+        self._timeout = timeout
+        self._switching = asyncio.Lock()
+
+    @staticmethod
+    async def _open(endpoint: str, timeout: float) -> aetcd.Client:
+        host, _, port = endpoint.rpartition(":")
+        client = aetcd.Client(host=host, port=int(port), timeout=timeout)  # type: ignore[arg-type]
+        try:
+            await client.status()
+        except BaseException:
+            await client.close()
+            raise
+        return client
 
     @classmethod
-    async def connect(cls, endpoints: Sequence[str], *, timeout: float = 5.0) -> Store:
-        """Connect to the first endpoint ("host:port") that answers."""
+    async def connect(cls, endpoints: Sequence[str], *, timeout: float = 2.0) -> Store:
+        """Connect to the first endpoint ("host:port") that answers; keep the others for failover."""
+        client, endpoint = await cls._first_reachable(endpoints, timeout)
+        return cls(client, endpoint, endpoints, timeout)
+
+    @classmethod
+    async def _first_reachable(cls, endpoints: Sequence[str], timeout: float) -> tuple[aetcd.Client, str]:
         failures: list[str] = []
         for endpoint in endpoints:
-            host, _, port = endpoint.rpartition(":")
-            client = aetcd.Client(host=host, port=int(port), timeout=timeout)  # type: ignore[arg-type]
             try:
-                await client.status()
-            except (aetcd.ClientError, grpc.RpcError, asyncio.TimeoutError) as e:
+                return await cls._open(endpoint, timeout), endpoint
+            except _FAILURES as e:
                 failures.append(f"{endpoint}: {e or type(e).__name__}")
-                await client.close()
-                continue
-            return cls(client, endpoint)
         raise StoreUnavailableError(f"no etcd endpoint reachable ({'; '.join(failures) or 'none given'})")
+
+    async def _fail_over(self, failed: aetcd.Client) -> None:
+        """Move to another endpoint, unless a concurrent caller already did."""
+        async with self._switching:
+            if self._client is not failed:
+                return
+            rotated = self._endpoints[self._endpoints.index(self.endpoint) + 1 :] + self._endpoints
+            client, endpoint = await self._first_reachable(rotated, self._timeout)
+            log.warning("etcd endpoint failed over", old=self.endpoint, new=endpoint)
+            self._client, self.endpoint = client, endpoint
+            with contextlib.suppress(Exception):  # the old connection is broken anyway
+                await failed.close()
+
+    async def _call(self, operation: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        """Run ``operation`` on the current client; on an unreachable member, fail over and repeat once."""
+        for attempt in (1, 2):
+            client = self._client
+            try:
+                return await operation(client)
+            except _FAILURES as e:
+                error = _converted(e)
+                if attempt == 2 or not isinstance(error, StoreUnavailableError) or len(self._endpoints) < 2:
+                    raise error from e
+                await self._fail_over(client)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self._client.close()
 
-    @_converted
     async def _get(self, cls: type[M], key: str) -> M | None:
-        kv = await self._client.get(key.encode())
+        kv = await self._call(lambda c: c.get(key.encode()))
         return None if kv is None else _decode(cls, kv)
 
-    @_converted
     async def _list(self, cls: type[M], prefix: str) -> Listing[M]:
-        result = await self._client.get_prefix(prefix.encode())
+        result = await self._call(lambda c: c.get_prefix(prefix.encode()))
         return Listing(result.header.revision, [_decode(cls, kv) for kv in result])
 
     async def get_service(self, name: str) -> types_pb2.Service | None:
@@ -181,19 +229,56 @@ class Store:
         ]
         return Listing(listing.revision, items)
 
-    @_converted
     async def commit(self, ops: Sequence[Op]) -> None:
         """Apply every op, or none: raise ``ConflictError`` if any compared key moved."""
-        txn = self._client.transactions
-        compares = [txn.mod(op.key.encode()) == op.expect for op in ops]
-        writes = [
-            txn.put(op.key.encode(), _encode(op.message)) if isinstance(op, Put) else txn.delete(op.key.encode())
-            for op in ops
-            if not isinstance(op, Check)
-        ]
-        succeeded, _ = await self._client.transaction(compare=compares, success=writes, failure=[])
-        if not succeeded:
+
+        async def run(client: aetcd.Client) -> bool:
+            txn = client.transactions
+            compares = [txn.mod(op.key.encode()) == op.expect for op in ops]
+            writes = [
+                txn.put(op.key.encode(), _encode(op.message)) if isinstance(op, Put) else txn.delete(op.key.encode())
+                for op in ops
+                if not isinstance(op, Check)
+            ]
+            succeeded, _ = await client.transaction(compare=compares, success=writes, failure=[])
+            return bool(succeeded)
+
+        if not await self._call(run):
             raise ConflictError(f"concurrent write to one of {[op.key for op in ops]}")
+
+    # -- leased keys (heartbeats, leadership) ---------------------------------------------
+
+    async def grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds; its id."""
+        lease = await self._call(lambda c: c.lease(ttl))
+        return int(lease.id)
+
+    async def refresh(self, lease_id: int) -> bool:
+        """Renew a lease; False if it has already expired."""
+        reply = await self._call(lambda c: c.refresh_lease(lease_id))
+        return reply is not None and reply.TTL > 0
+
+    async def revoke(self, lease_id: int) -> None:
+        """End a lease now, deleting the keys attached to it."""
+        await self._call(lambda c: c.revoke_lease(lease_id))
+
+    async def get_raw(self, key: str) -> bytes | None:
+        kv = await self._call(lambda c: c.get(key.encode()))
+        return None if kv is None else bytes(kv.value)
+
+    async def put_leased(self, key: str, value: bytes, lease_id: int, *, only_if_absent: bool = False) -> bool:
+        """Write ``key`` attached to a lease (gone when the lease ends); with
+        ``only_if_absent``, only if nobody holds the key (False then)."""
+
+        async def run(client: aetcd.Client) -> bool:
+            txn = client.transactions
+            compares = [txn.version(key.encode()) == 0] if only_if_absent else []
+            succeeded, _ = await client.transaction(
+                compare=compares, success=[txn.put(key.encode(), value, lease=lease_id)], failure=[]
+            )
+            return bool(succeeded)
+
+        return await self._call(run)
 
     async def watch(self, prefix: str) -> AsyncIterator[Change | None]:
         """Changes under ``prefix``, after a first ``None`` once the watch is in place.
@@ -201,10 +286,7 @@ class Store:
         The ``None`` tells the caller that anything may have changed before the
         watch started (level-triggered consumers re-read everything then).
         """
-        try:
-            watch = await self._client.watch_prefix(prefix.encode(), prev_kv=True)
-        except (aetcd.ClientError, grpc.RpcError) as e:
-            raise StoreUnavailableError(f"watch {prefix}: {e}") from e
+        watch = await self._call(lambda c: c.watch_prefix(prefix.encode(), prev_kv=True))
         try:
             yield None
             async for event in watch:
@@ -212,8 +294,8 @@ class Store:
                 # etcd sends an empty prev_kv (no key) when the key was created
                 prev = event.prev_kv.value if event.prev_kv is not None and event.prev_kv.key else None
                 yield Change(event.kv.key.decode(), None if deleted else event.kv.value, prev)
-        except (aetcd.ClientError, grpc.RpcError) as e:
-            raise StoreUnavailableError(f"watch {prefix}: {e}") from e
+        except _FAILURES as e:
+            raise StoreUnavailableError(f"watch {prefix}: {e or type(e).__name__}") from e
         finally:
             # Fails only if the client is already closed, which ends the watch anyway.
             with contextlib.suppress(Exception):

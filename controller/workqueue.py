@@ -4,7 +4,8 @@ Handlers ``add`` keys; workers ``get`` one, reconcile it, and call ``done``.
 A key waiting in the queue is stored once however often it is added, and a key
 being processed is never handed to a second worker: adding it meanwhile marks
 it dirty, and ``done`` puts it back. ``retry`` re-adds a failed key after an
-exponential back-off and gives up after ``max_retries``.
+exponential back-off and gives up after ``max_retries``; ``add_after`` adds a
+key later (a restart that is not due yet).
 """
 
 from __future__ import annotations
@@ -58,11 +59,21 @@ class WorkQueue:
             self._failures.pop(key)
             return False
         delay = min(self._base_delay * 2 ** (failures - 1), self._max_delay)
-        previous = self._timers.pop(key, None)
-        if previous is not None:
-            previous.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+        self._later(key, delay, replace=True)
         return True
+
+    def add_after(self, key: str, delay: float) -> None:
+        """Add ``key`` in ``delay`` seconds (sooner if it is already due sooner)."""
+        self._later(key, max(delay, 0.0), replace=False)
+
+    def _later(self, key: str, delay: float, *, replace: bool) -> None:
+        loop = asyncio.get_running_loop()
+        previous = self._timers.get(key)
+        if previous is not None:
+            if not replace and previous.when() <= loop.time() + delay:
+                return
+            previous.cancel()
+        self._timers[key] = loop.call_later(delay, self._fire, key)
 
     def _fire(self, key: str) -> None:
         del self._timers[key]

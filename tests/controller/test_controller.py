@@ -193,7 +193,7 @@ def test_tasks_wait_pending_without_nodes_and_are_deleted_directly(etcd: Etcd) -
             await eventually(pending, "tasks PENDING")
             assert {t.message for t in await tasks(stub, "web")} == {"no ready nodes (0 nodes)"}
             await stub.DeleteService(control_pb2.DeleteServiceRequest(name="web"))
-            assert await etcd_keys(etcd.endpoint) == {}
+            assert await etcd_keys(etcd.endpoint, "/moorage/tasks/") == {}
 
     run(scenario())
 

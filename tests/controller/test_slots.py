@@ -16,7 +16,7 @@ def task(task_id: str, slot: int, spec: types_pb2.ServiceSpec = V1, node: str = 
 
 
 def ids(plan: SlotPlan) -> tuple[tuple[int, ...], list[str], list[str]]:
-    return plan.create, [t.id for t in plan.shutdown], [t.id for t in plan.delete]
+    return tuple(n.slot for n in plan.create), [t.id for t in plan.shutdown], [t.id for t in plan.delete]
 
 
 def with_replicas(spec: types_pb2.ServiceSpec, replicas: int) -> types_pb2.ServiceSpec:
