@@ -288,9 +288,11 @@ class ImageStore:
         digest, size = self.blobs.put_bytes(data)
         if reference is None:
             return self._image(digest, digest)
-        name = str(self._tag_reference(reference))
-        self._tag(name, digest, size, manifest.media_type)
-        return self._image(name, digest)
+        ref = parse_reference(reference)
+        if ref.digest is not None and ref.digest != digest:
+            raise InvalidImage(f"{reference} names a digest other than the manifest's ({digest})")
+        self._tag(str(ref), digest, size, manifest.media_type)  # "name@digest" is kept as a reference too
+        return self._image(str(ref), digest)
 
     def tag(self, source: str, reference: str) -> Image:
         image = self.get(source)
