@@ -1,8 +1,16 @@
-"""The agent daemon: one session to a controller, converging this host."""
+"""The agent daemon: one session to a controller, converging this host.
+
+The agent knows every controller's address and keeps a session with one of
+them, moving to the next when a session breaks or cannot be opened. While a
+session lasts it heartbeats at the interval the controller asked for; gRPC
+keepalive pings detect a silent peer (a partition), so a dead session ends
+within a few seconds instead of hanging.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,18 +31,34 @@ log = structlog.get_logger("moorage.agent")
 RECONNECT_MIN = 0.2
 RECONNECT_MAX = 5.0
 RUNTIME_THREADS = 16
+DEFAULT_HEARTBEAT = 1.0
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 1000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+def controller_list(value: str) -> list[str]:
+    """``"a:1,b:2"`` → ``["a:1", "b:2"]``; at least one address."""
+    addresses = [part.strip() for part in value.split(",") if part.strip()]
+    if not addresses:
+        raise ValueError(f"no controller address in {value!r}")
+    return addresses
 
 
 class Agent:
     """Holds the outbound message queue that outlives each session."""
 
-    def __init__(self, controller: str, state_dir: Path, register: agent_pb2.Register) -> None:
-        self.controller = controller
+    def __init__(self, controllers: list[str], state_dir: Path, register: agent_pb2.Register) -> None:
+        self.controllers = controllers
         self.register = register
         self.images = ImageStore(state_dir / "images")
         self.runtime = Runtime(state_dir, self.images)
         self.pool = ThreadPoolExecutor(RUNTIME_THREADS, thread_name_prefix="runtime")
         self.outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+        self.registered = False  # the current session got as far as Registered
         self.converger = Converger(self.runtime, self.images, self._report, self.pool)
         loop = asyncio.get_running_loop()
         self.logs = LogServer(
@@ -51,38 +75,62 @@ class Agent:
         while True:
             yield await self.outbox.get()
 
-    async def session(self) -> None:
+    async def _heartbeat(self, interval: float) -> None:
+        while True:
+            self.outbox.put_nowait(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat()))
+            await asyncio.sleep(interval)
+
+    async def session(self, controller: str) -> None:
         """One session: register, then apply what the controller sends until the stream breaks."""
-        async with grpc.aio.insecure_channel(self.controller) as channel:
-            stub = agent_pb2_grpc.AgentSessionStub(channel)
-            call = stub.Session(self._outgoing())
-            async for message in call:
-                kind = message.WhichOneof("body")
-                if kind == "registered":
-                    log.info("registered", controller=self.controller)
-                    self.converger.resend_all()
-                elif kind == "assignments":
-                    tasks = {task.id: task for task in message.assignments.tasks}
-                    log.info("assignments", version=message.assignments.version, tasks=len(tasks))
-                    self.converger.assign(tasks)
-                elif kind == "logs_query":
-                    self.logs.handle(message.logs_query)
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            async with grpc.aio.insecure_channel(controller, options=CHANNEL_OPTIONS) as channel:
+                call = agent_pb2_grpc.AgentSessionStub(channel).Session(self._outgoing())
+                async for message in call:
+                    if message.WhichOneof("body") == "registered":
+                        log.info("registered", controller=controller)
+                        self.registered = True
+                        interval = message.registered.heartbeat_interval or DEFAULT_HEARTBEAT
+                        heartbeat = heartbeat or asyncio.create_task(self._heartbeat(interval))
+                    self._handle(message)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+
+    def _handle(self, message: agent_pb2.ControllerMessage) -> None:
+        kind = message.WhichOneof("body")
+        if kind == "registered":
+            self.converger.resend_all()
+        elif kind == "assignments":
+            tasks = {task.id: task for task in message.assignments.tasks}
+            log.info("assignments", version=message.assignments.version, tasks=len(tasks))
+            self.converger.assign(tasks)
+        elif kind == "logs_query":
+            self.logs.handle(message.logs_query)
 
     async def run(self) -> None:
+        """Keep a session with some controller: after a failure try the next
+        one at once, and back off only once every controller has failed."""
         converge = asyncio.create_task(self.converger.run())
         delay = RECONNECT_MIN
+        failures = 0
         try:
-            while True:
+            for attempt in itertools.count():
+                controller = self.controllers[attempt % len(self.controllers)]
+                self.registered = False
                 try:
-                    await self.session()
-                    delay = RECONNECT_MIN
+                    await self.session(controller)
                 except grpc.aio.AioRpcError as err:
-                    log.warning("session ended", controller=self.controller, code=err.code().name, reason=err.details())
+                    log.warning("session ended", controller=controller, code=err.code().name, reason=err.details())
+                failures, delay = (0, RECONNECT_MIN) if self.registered else (failures + 1, delay)
                 # Messages queued for a dead session are stale: the next one resends every status.
                 while not self.outbox.empty():
                     self.outbox.get_nowait()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
+                if not failures:
+                    await asyncio.sleep(RECONNECT_MIN)
+                elif failures % len(self.controllers) == 0:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX)
         finally:
             converge.cancel()
             self.pool.shutdown(wait=False, cancel_futures=True)
@@ -95,7 +143,7 @@ async def serve(
     address: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> None:
-    """Run the agent until cancelled."""
+    """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated."""
     hostname = socket.gethostname()
     register = agent_pb2.Register(
         node_id=node_id or hostname,
@@ -107,4 +155,4 @@ async def serve(
     structlog.contextvars.bind_contextvars(node=register.node_id)
     state_dir.mkdir(parents=True, exist_ok=True)
     log.info("agent starting", controller=controller, state_dir=str(state_dir), address=register.address)
-    await Agent(controller, state_dir, register).run()
+    await Agent(controller_list(controller), state_dir, register).run()

@@ -37,6 +37,12 @@ def controller(
         list[str] | None,
         typer.Option("--etcd", help=f"etcd endpoint HOST:PORT; repeatable (default: {DEFAULT_ETCD})."),
     ] = None,
+    node_ttl: Annotated[
+        float, typer.Option("--node-ttl", min=2, help="Seconds without a heartbeat before a node is marked down.")
+    ] = 3.0,
+    controller_id: Annotated[
+        str | None, typer.Option("--id", help="This controller's name (default: hostname-pid).")
+    ] = None,
 ) -> None:
     """Run a controller: the API server that keeps the cluster's state in etcd.
 
@@ -45,7 +51,11 @@ def controller(
     from controller import server
 
     log.configure(json=True)
-    asyncio.run(server.serve(listen or [DEFAULT_CONTROLLER], etcd or [DEFAULT_ETCD]))
+    asyncio.run(
+        server.serve(
+            listen or [DEFAULT_CONTROLLER], etcd or [DEFAULT_ETCD], node_ttl=node_ttl, controller_id=controller_id
+        )
+    )
 
 
 @reporting

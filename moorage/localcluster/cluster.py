@@ -1,4 +1,8 @@
-"""A one-machine cluster: etcd, a controller, and agents on namespace hosts.
+"""A one-machine cluster: etcd, controllers, and agents on namespace hosts.
+
+It also injects the faults the fault tests need: kill a whole host (its agent
+and every process of its containers), kill or restart only an agent, cut a
+host off the network and heal it, kill a controller or an etcd member.
 
 Everything it creates is written down in a ledger under LEDGER_DIR as it is
 created, so that `stop()` — or the next run, when this one crashed — removes
@@ -8,6 +12,7 @@ containers through the runtime, network namespaces, links and directories.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +24,7 @@ from pathlib import Path
 import grpc
 
 from moorage.localcluster import network
-from moorage.localcluster.etcd import Etcd
+from moorage.localcluster.etcd import Etcd, EtcdCluster
 from moorage.localcluster.procs import Daemon, free_port, port_open, wait_for
 from moorage.v1 import control_pb2, control_pb2_grpc, types_pb2
 
@@ -118,6 +123,41 @@ def reap_stale() -> None:
 _counter = 0
 
 
+def processes_of_netns(ns_name: str) -> set[int]:
+    """Every live process in network namespace ``ns_name``, and all their descendants."""
+    target = os.stat(f"/run/netns/{ns_name}").st_ino
+    parents: dict[int, int] = {}
+    inside: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if stat[0] == "Z":
+                continue
+            parents[pid] = int(stat[1])
+            if os.stat(entry / "ns" / "net").st_ino == target:
+                inside.add(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    found = set(inside)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= children
+        grew = bool(children)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # this machine's PID 1 leaves orphans' zombies
+
+
 @dataclass
 class AgentHost:
     name: str
@@ -126,8 +166,16 @@ class AgentHost:
     daemon: Daemon | None = None
 
 
+@dataclass
+class ControllerProc:
+    name: str
+    address: str
+    daemon: Daemon
+
+
 class LocalCluster:
-    """etcd + one controller + ``hosts`` agents, each agent in its own network namespace."""
+    """etcd (one member or ``etcd_members``), ``controllers`` controllers and
+    ``hosts`` agents, each agent in its own network namespace."""
 
     def __init__(
         self,
@@ -138,6 +186,9 @@ class LocalCluster:
         extra_listen: tuple[str, ...] = (),
         persistent: bool = False,
         image_sources: dict[str, Path] | None = None,
+        controllers: int = 1,
+        etcd_members: int = 1,
+        node_ttl: float | None = None,
     ) -> None:
         global _counter
         _counter += 1
@@ -155,19 +206,39 @@ class LocalCluster:
             base=str(base),
         )
         self.etcd = Etcd(base / "etcd")
+        self.etcd_cluster = EtcdCluster(base / "etcd-cluster", etcd_members) if etcd_members > 1 else None
         self.net: network.TestNetwork | None = None
-        self.controller: Daemon | None = None
-        self.controller_port = 0
+        self.controller_count = controllers
+        self.node_ttl = node_ttl
+        self.controllers: list[ControllerProc] = []
         self.agents: list[AgentHost] = []
+        self._channels: dict[str, grpc.Channel] = {}
 
     # -- addresses ---------------------------------------------------------------
     @property
+    def etcd_endpoints(self) -> list[str]:
+        return self.etcd_cluster.endpoints if self.etcd_cluster is not None else [self.etcd.endpoint]
+
+    @property
+    def etcd_daemons(self) -> list[Daemon]:
+        members = self.etcd_cluster.members if self.etcd_cluster is not None else [self.etcd]
+        return [m.daemon for m in members if m.daemon is not None]
+
+    @property
     def controller_address(self) -> str:
-        assert self.net is not None
-        return f"{self.net.gateway}:{self.controller_port}"
+        """The first controller's address (with several: ``controller_addresses``)."""
+        return self.controllers[0].address
+
+    @property
+    def controller_addresses(self) -> list[str]:
+        return [c.address for c in self.controllers]
+
+    @property
+    def controller(self) -> Daemon:
+        return self.controllers[0].daemon
 
     def cli_env(self) -> dict[str, str]:
-        return {**os.environ, "MOOR_CONTROLLER": self.controller_address}
+        return {**os.environ, "MOOR_CONTROLLER": ",".join(self.controller_addresses)}
 
     # -- lifecycle ---------------------------------------------------------------
     def _track(self, daemon: Daemon) -> Daemon:
@@ -180,14 +251,18 @@ class LocalCluster:
         self.base.mkdir(parents=True, exist_ok=True)
         self.ledger.save()
         try:
-            self.etcd.start()
-            assert self.etcd.daemon is not None
-            self._track(self.etcd.daemon)
+            if self.etcd_cluster is not None:
+                self.etcd_cluster.start()
+            else:
+                self.etcd.start()
+            for daemon in self.etcd_daemons:
+                self._track(daemon)
             self.net = network.TestNetwork(f"moorb{self.id}", network.free_subnet())
             self.ledger.links.append(self.net.bridge)
             self.ledger.save()
             self.net.create()
-            self._start_controller(timeout)
+            for index in range(1, self.controller_count + 1):
+                self._start_controller(index, timeout)
             for index in range(1, self.host_count + 1):
                 self.add_host(index)
             self.wait_nodes_ready(timeout)
@@ -196,21 +271,27 @@ class LocalCluster:
             raise
         return self
 
-    def _start_controller(self, timeout: float) -> None:
+    def _start_controller(self, index: int, timeout: float) -> None:
         assert self.net is not None
-        self.controller_port = free_port(self.net.gateway)
-        listen = [self.controller_address, *self.extra_listen]
-        argv = [MOOR, "controller", "--etcd", self.etcd.endpoint]
+        gateway = self.net.gateway
+        port = free_port(gateway)
+        listen = [f"{gateway}:{port}", *(self.extra_listen if index == 1 else ())]
+        argv = [MOOR, "controller", "--id", f"c{index}"]
+        for endpoint in self.etcd_endpoints:
+            argv += ["--etcd", endpoint]
         for address in listen:
             argv += ["--listen", address]
-        self.controller = self._track(Daemon("controller", argv, self.base / "controller.log").start())
-        controller = self.controller
+        if self.node_ttl is not None:
+            argv += ["--node-ttl", str(self.node_ttl)]
+        log_path = self.base / ("controller.log" if index == 1 else f"controller{index}.log")
+        daemon = self._track(Daemon(f"controller-c{index}", argv, log_path).start())
+        self.controllers.append(ControllerProc(f"c{index}", listen[0], daemon))
 
         def ready() -> bool:
-            controller.check_alive()
-            return port_open(self.net.gateway, self.controller_port)  # type: ignore[union-attr]
+            daemon.check_alive()
+            return port_open(gateway, port)
 
-        wait_for(ready, timeout, "the controller to listen")
+        wait_for(ready, timeout, f"controller c{index} to listen")
 
     def add_host(self, index: int) -> AgentHost:
         assert self.net is not None
@@ -233,7 +314,7 @@ class LocalCluster:
         argv = [
             NSENTER, f"--net=/run/netns/{agent.host.name}", "--",
             MOOR, "agent",
-            "--controller", self.controller_address,
+            "--controller", ",".join(self.controller_addresses),
             "--state-dir", str(agent.state_dir),
             "--node-id", agent.name,
             "--address", agent.host.address,
@@ -243,6 +324,55 @@ class LocalCluster:
     def stop_agent(self, agent: AgentHost, sig: int = signal.SIGTERM) -> None:
         if agent.daemon is not None:
             agent.daemon.stop(sig)
+
+    # -- faults -------------------------------------------------------------------
+    def kill_agent(self, agent: AgentHost) -> None:
+        """kill -9 the agent process only: its containers' shims keep running."""
+        assert agent.daemon is not None
+        agent.daemon.kill()
+
+    def kill_host(self, agent: AgentHost) -> set[int]:
+        """kill -9 every process of the host: its agent, its shims and their
+        containers (as a power cut would). Returns the PIDs killed."""
+        victims = processes_of_netns(agent.host.name)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if agent.daemon is not None:
+            agent.daemon.kill()  # reaps it
+        wait_for(lambda: not any(alive(pid) for pid in victims), 10, f"host {agent.name}'s processes to die")
+        return victims
+
+    def partition(self, agent: AgentHost) -> None:
+        """Cut the host off the test network (its veth goes down); its processes keep running."""
+        network.set_link_up(agent.host.veth, False)
+
+    def heal(self, agent: AgentHost) -> None:
+        network.set_link_up(agent.host.veth, True)
+
+    def kill_controller(self, controller: ControllerProc) -> None:
+        controller.daemon.kill()
+
+    def live_controllers(self) -> list[ControllerProc]:
+        return [c for c in self.controllers if c.daemon.alive()]
+
+    def leader(self, timeout: float = 15.0) -> ControllerProc:
+        """The controller that says it leads (waiting for one to)."""
+        found: list[ControllerProc] = []
+
+        def elected() -> bool:
+            for controller in self.live_controllers():
+                try:
+                    version = self.control(controller).GetVersion(control_pb2.GetVersionRequest(), timeout=2)
+                except grpc.RpcError:
+                    continue
+                if version.leader:
+                    found[:] = [controller]
+                    return True
+            return False
+
+        wait_for(elected, timeout, "a controller to lead", interval=0.05)
+        return found[0]
 
     def wait_nodes_ready(self, timeout: float = 30.0) -> None:
         wanted = {agent.name for agent in self.agents}
@@ -256,27 +386,33 @@ class LocalCluster:
 
         wait_for(ready, timeout, f"nodes {sorted(wanted)} to be ready", interval=0.05)
 
-    def control(self) -> control_pb2_grpc.ControlStub:
-        if not hasattr(self, "_channel"):
-            self._channel = grpc.insecure_channel(self.controller_address)
-        return control_pb2_grpc.ControlStub(self._channel)
+    def control(self, controller: ControllerProc | None = None) -> control_pb2_grpc.ControlStub:
+        """A stub of ``controller``, by default of the first one still running."""
+        if controller is None:
+            controller = next(iter(self.live_controllers()), self.controllers[0])
+        channel = self._channels.get(controller.address)
+        if channel is None:
+            channel = self._channels[controller.address] = grpc.insecure_channel(controller.address)
+        return control_pb2_grpc.ControlStub(channel)
 
     def stop(self) -> None:
         """End every process, container, namespace and link this cluster made."""
-        if hasattr(self, "_channel"):
-            self._channel.close()
-            del self._channel
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
         for agent in self.agents:
             self.stop_agent(agent)
-        if self.controller is not None:
-            self.controller.stop()
+        for controller in self.controllers:
+            controller.daemon.stop()
+        if self.etcd_cluster is not None:
+            self.etcd_cluster.stop()
         self.etcd.stop()
         self.ledger.clean()
 
     def logs(self) -> str:
         """Every daemon's last log lines, for a failing test's report."""
         parts = []
-        for daemon in [self.controller, *(a.daemon for a in self.agents)]:
+        for daemon in [*(c.daemon for c in self.controllers), *(a.daemon for a in self.agents)]:
             if daemon is not None:
                 parts.append(f"--- {daemon.name} ---\n{daemon.tail(40)}")
         return "\n".join(parts)

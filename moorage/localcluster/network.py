@@ -104,3 +104,9 @@ def free_subnet(base: str = "10.231.0.0/16") -> ipaddress.IPv4Network:
         if not any(candidate.overlaps(net) for net in used):
             return candidate
     raise RuntimeError(f"no free /24 left in {base}")
+
+
+def set_link_up(name: str, up: bool) -> None:
+    """Bring a link of this namespace up or down (a cable plugged or cut)."""
+    with IPRoute() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up" if up else "down")

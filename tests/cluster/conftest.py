@@ -1,7 +1,8 @@
 """The multi-host harness as pytest fixtures (DESIGN.md §5).
 
 ``cluster_factory(hosts=N)`` starts real etcd, a real controller and N real
-agent processes, each in a network namespace of its own, with the busybox test
+agent processes (``controllers=2``, ``etcd_members=3`` and ``node_ttl=...``
+for the fault tests), each in a network namespace of its own, with the busybox test
 image imported on every host; everything is torn down after the test, also
 when it fails (and a crashed earlier run is reaped at the next start).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,9 +32,9 @@ def cluster_factory(
 ) -> Iterator[ClusterFactory]:
     made: list[LocalCluster] = []
 
-    def make(hosts: int = 2) -> LocalCluster:
+    def make(hosts: int = 2, **options: Any) -> LocalCluster:
         base = tmp_path / f"moorage-cluster{len(made)}"
-        cluster = LocalCluster(base, hosts, image_sources={"busybox": busybox_rootfs})
+        cluster = LocalCluster(base, hosts, image_sources={"busybox": busybox_rootfs}, **options)
         made.append(cluster)
         return cluster.start()
 
