@@ -12,6 +12,7 @@ import pytest
 
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime
 from agent.runtime.builds import Builder
+from agent.runtime.commit import commit
 from agent.runtime.image_errors import BuildError
 from agent.runtime.images import Healthcheck, Image
 from tests.runtime.support import MARKER, lines, sh
@@ -176,3 +177,14 @@ def test_oci_whiteouts_hide_lower_files_in_a_container(tmp_path: Path, store: Im
     runtime.run("wh", _spec("layered:1", f"ls /data; ls /opaque; test -e /{MARKER} && echo marker-visible; echo done"))
     runtime.wait("wh", timeout=30)
     assert lines(runtime, "wh") == ["keep", "new", "done"]
+
+
+def test_commit_makes_an_image_of_the_rw_layer(store: ImageStore, runtime: Runtime) -> None:
+    runtime.run("src", _spec("busybox", f"echo fixed > /fix.txt; rm /{MARKER}"))
+    runtime.wait("src", timeout=30)
+    image = commit(store, runtime, "src", "fixed:1", "hotfix")
+    assert len(image.layers) == len(store.get("busybox").layers) + 1
+    assert image.config_json["history"][-1] == {"created_by": "moor container commit src", "comment": "hotfix"}
+    runtime.run("dst", _spec("fixed:1", f"cat /fix.txt; test -e /{MARKER} || echo marker-gone"))
+    runtime.wait("dst", timeout=30)
+    assert lines(runtime, "dst") == ["fixed", "marker-gone"]
