@@ -1,13 +1,23 @@
-"""The `moor` command: the Typer app, its global options and its sub-commands."""
+"""The `moor` command: the Typer app, its global options and its sub-commands.
+
+Shell completion comes from Typer: ``moor --install-completion`` (bash, zsh, fish)
+or ``moor --show-completion bash`` to see the script.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from moorage import __version__
-from moorage.cli import daemons, get, reporting, services
+from moorage.cli import apply, daemons, describe, events, exec, get, logs, nodes, reporting, services
+from moorage.cli.common import ControllerOption
+from moorage.cli.config import connect
+from moorage.client import ClientError
+from moorage.manifest import json_schema
 
 app = typer.Typer(
     name="moor",
@@ -23,24 +33,63 @@ def _global_options(
 ) -> None:
     """Moorage: run services on a cluster of hosts.
 
+    Exit codes: 0 success, 1 failure, 2 invalid input, 3 not found.
+
     Example: moor apply -f examples/hello.yaml --wait && moor get tasks
     """
     reporting.debug.set(debug)
 
 
-@app.command()
-def version() -> None:
-    """Print the version of moor.
+@reporting.reporting
+def version(
+    client_only: Annotated[bool, typer.Option("--client", help="Only the client's version; do not connect.")] = False,
+    controller: ControllerOption = None,
+) -> None:
+    """Print the version of moor and of the controller it talks to.
 
     Example: moor version
     """
-    typer.echo(f"moor {__version__}")
+    typer.echo(f"client: moor {__version__}")
+    if client_only:
+        return
+    with connect(controller) as client:
+        try:
+            info = client.version()
+        except ClientError:
+            typer.echo("server: unknown")
+            raise
+    role = "leader" if info.leader else "follower"
+    typer.echo(f"server: moor {info.version} (api {info.api}, controller {info.controller_id or '?'} at {client.address}, {role})")
 
 
-app.command()(services.apply)
+@reporting.reporting
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of a service manifest, for editors to validate and complete.
+
+    Example: moor schema -o moorage.schema.json
+    """
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+app.command()(apply.apply)
+app.command()(apply.diff)
 app.add_typer(get.app, name="get")
-app.command()(services.logs)
+app.add_typer(describe.app, name="describe")
+app.command()(logs.logs)
+app.command("exec", context_settings={"allow_interspersed_args": False})(exec.exec_)
 app.command()(services.delete)
+app.command()(services.scale)
+app.add_typer(nodes.app, name="node")
+app.command()(events.events)
+app.command()(version)
+app.command()(schema)
 app.add_typer(daemons.image_app, name="image")
 app.command()(daemons.controller)
 app.command()(daemons.agent)

@@ -1,8 +1,9 @@
-"""What every `moor` command shares: exit codes, the one-line error, the controller option."""
+"""What every `moor` command shares: exit codes, the one-line error, options, consoles, the client."""
 
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -23,14 +24,30 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+class NotFound(CommandError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found", EXIT_NOT_FOUND)
+
+
 ControllerOption = Annotated[
     str | None,
     typer.Option(
         "--controller",
-        help=f"Controller address HOST:PORT (default: ${ENV_CONTROLLER}, else {DEFAULT_CONTROLLER}).",
+        help=f"Controller address HOST:PORT, or several comma-separated to fail over between "
+        f"(default: ${ENV_CONTROLLER}, else ~/.config/moorage/config.yaml, else {DEFAULT_CONTROLLER}).",
         show_default=False,
     ),
 ]
+
+
+class Output(str, Enum):
+    table = "table"
+    wide = "wide"
+    json = "json"
+    yaml = "yaml"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table, wide, json or yaml.")]
 
 
 def stdout_console() -> Console:

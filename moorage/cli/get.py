@@ -1,79 +1,143 @@
-"""`moor get services|tasks|nodes`: tables, or the API messages as JSON."""
+"""`moor get services|tasks|nodes`: tables (``-o wide`` for more columns), or the API messages as JSON/YAML.
+
+``--watch`` redraws the listing whenever it changes, until interrupted.
+"""
 
 from __future__ import annotations
 
-import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Annotated
 
 import typer
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from rich.console import RenderableType
+from rich.live import Live
 from rich.table import Table
 
-from moorage.cli.common import ControllerOption, stdout_console
-from moorage.cli.reporting import reporting
+from moorage.cli.common import ControllerOption, Output, OutputOption, stdout_console
+from moorage.cli.config import connect
+from moorage.cli.output import as_data, dump, is_structured
 from moorage.cli.render import nodes_table, services_table, tasks_table
-from moorage.client import ControlClient, controller_address
+from moorage.cli.reporting import reporting
+from moorage.client import ControlClient
 from moorage.v1 import control_pb2
 
+WATCH_INTERVAL = 1.0
 
-class Output(str, Enum):
-    table = "table"
-    json = "json"
-
-
-OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+WatchOption = Annotated[bool, typer.Option("--watch", "-w", help="Keep the listing on screen, redrawn as it changes.")]
 
 app = typer.Typer(
-    help="List services, tasks or nodes.\n\nExample: moor get tasks --service hello", no_args_is_help=True
+    help="List services, tasks or nodes.\n\nExample: moor get tasks --service hello -o wide", no_args_is_help=True
 )
 
+# A listing: what the API answered, and the table it makes.
+Listing = tuple[Message, Table]
 
-def _show(output: Output, response: Message, table: Table) -> None:
-    if output is Output.json:
-        typer.echo(json.dumps(MessageToDict(response), indent=2, sort_keys=True))
+
+def show(fetch: Callable[[], Listing], output: Output, watch: bool) -> None:
+    """Print one listing, or with ``watch`` redraw it whenever it changes (Ctrl-C ends)."""
+    console = stdout_console()
+    if not watch:
+        response, table = fetch()
+        if is_structured(output):
+            typer.echo(dump(as_data(response), output))
+        else:
+            console.print(table)
+        return
+    last: str | None = None
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            response, table = fetch()
+            text = dump(as_data(response), output) if is_structured(output) else _plain(table)
+            if text != last:
+                last = text
+                _emit(live, table if not is_structured(output) else text)
+            time.sleep(WATCH_INTERVAL)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _emit(live: Live | None, renderable: RenderableType) -> None:
+    if live is not None:
+        live.update(renderable, refresh=True)
+    elif isinstance(renderable, str):
+        typer.echo(renderable)
     else:
-        stdout_console().print(table)
+        stdout_console().print(renderable)
+        typer.echo("")
+
+
+def _plain(table: Table) -> str:
+    console = stdout_console()
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
+
+
+def services_listing(client: ControlClient, output: Output) -> Listing:
+    services = client.list_services()
+    tasks = client.list_tasks() if not is_structured(output) else []
+    return control_pb2.ListServicesResponse(services=services), services_table(services, tasks, output is Output.wide)
 
 
 @app.command("services")
 @reporting
-def get_services(output: OutputOption = Output.table, controller: ControllerOption = None) -> None:
+def get_services(output: OutputOption = Output.table, watch: WatchOption = False,
+                 controller: ControllerOption = None) -> None:  # fmt: skip
     """List services with their desired and running replicas.
 
-    Example: moor get services
+    Example: moor get services -o wide
     """
-    with ControlClient(controller_address(controller)) as client:
-        services = client.list_services()
-        tasks = client.list_tasks() if output is Output.table else []
-    _show(output, control_pb2.ListServicesResponse(services=services), services_table(services, tasks))
+    with connect(controller) as client:
+        show(lambda: services_listing(client, output), output, watch)
 
 
 @app.command("tasks")
 @reporting
 def get_tasks(
     service: Annotated[str, typer.Option("--service", "-s", help="Only this service's tasks.")] = "",
+    node: Annotated[str, typer.Option("--node", "-n", help="Only the tasks on this node.")] = "",
+    all_tasks: Annotated[bool, typer.Option("--all", "-a", help="Also tasks that have ended.")] = False,
     output: OutputOption = Output.table,
+    watch: WatchOption = False,
     controller: ControllerOption = None,
 ) -> None:
     """List tasks: where each replica runs and in which state.
 
-    Example: moor get tasks --service hello
+    Example: moor get tasks --service hello --all -o wide
     """
-    with ControlClient(controller_address(controller)) as client:
-        tasks = client.list_tasks(service)
-    _show(output, control_pb2.ListTasksResponse(tasks=tasks), tasks_table(tasks, datetime.now(UTC)))
+
+    def fetch() -> Listing:
+        tasks = client.list_tasks(service, all=all_tasks, node_id=node)
+        if node:  # also when a controller ignores node_id
+            tasks = [t for t in tasks if t.node_id == node]
+        return control_pb2.ListTasksResponse(tasks=tasks), tasks_table(tasks, datetime.now(UTC), output is Output.wide)
+
+    with connect(controller) as client:
+        show(fetch, output, watch)
 
 
 @app.command("nodes")
 @reporting
-def get_nodes(output: OutputOption = Output.table, controller: ControllerOption = None) -> None:
+def get_nodes(output: OutputOption = Output.table, watch: WatchOption = False,
+              controller: ControllerOption = None) -> None:  # fmt: skip
     """List the hosts that joined the cluster and their resources.
 
-    Example: moor get nodes -o json
+    Example: moor get nodes -o wide
     """
-    with ControlClient(controller_address(controller)) as client:
-        nodes = client.list_nodes()
-    _show(output, control_pb2.ListNodesResponse(nodes=nodes), nodes_table(nodes))
+    with connect(controller) as client:
+        show(lambda: nodes_listing(client, output), output, watch)
+
+
+def nodes_listing(client: ControlClient, output: Output) -> Listing:
+    nodes = client.list_nodes()
+    tasks = client.list_tasks() if output is Output.wide else []
+    return control_pb2.ListNodesResponse(nodes=nodes), nodes_table(nodes, output is Output.wide, tasks)

@@ -76,20 +76,50 @@ def _row(table: Table, *cells: object) -> None:
     table.add_row(*(Text(str(cell)) for cell in cells))
 
 
-def services_table(services: Sequence[types_pb2.Service], tasks: Sequence[types_pb2.Task]) -> Table:
+def availability(value: types_pb2.NodeAvailability.ValueType) -> str:
+    name = types_pb2.NodeAvailability.Name(value).removeprefix("NODE_AVAILABILITY_").lower()
+    return "active" if name == "unspecified" else name
+
+
+def health(value: types_pb2.TaskHealth.ValueType) -> str:
+    return "-" if value == types_pb2.TASK_HEALTH_UNSPECIFIED else types_pb2.TaskHealth.Name(value).removeprefix(
+        "TASK_HEALTH_"
+    ).lower()
+
+
+def ports(spec: types_pb2.ServiceSpec) -> str:
+    return ",".join(f"{p.host_port}:{p.container_port}/{p.protocol or 'tcp'}" for p in spec.ports) or "-"
+
+
+def exit_code(task: types_pb2.Task) -> str:
+    """The exit code once the task's container has ended, else ``-``."""
+    ended = task.observed_state in (types_pb2.TASK_STATE_COMPLETE, types_pb2.TASK_STATE_FAILED)
+    return str(task.exit_code) if ended or task.exit_code else "-"
+
+
+def services_table(
+    services: Sequence[types_pb2.Service], tasks: Sequence[types_pb2.Task], wide: bool = False
+) -> Table:
     running = running_counts(tasks)
-    table = _table("NAME", "IMAGE", "REPLICAS", "RUNNING")
+    columns = ["NAME", "IMAGE", "REPLICAS", "RUNNING"] + (["PORTS", "UPDATE", "MESSAGE"] if wide else [])
+    table = _table(*columns)
     for service in sorted(services, key=lambda s: s.spec.name):
         spec = service.spec
-        _row(table, spec.name, spec.image, spec.replicas, running[spec.name])
+        cells: list[object] = [spec.name, spec.image, spec.replicas, running[spec.name]]
+        if wide:
+            update = types_pb2.UpdateStatus.State.Name(service.update_status.state).removeprefix("STATE_").lower()
+            cells += [ports(spec), "-" if update == "unspecified" else update, service.message or ""]
+        _row(table, *cells)
     return table
 
 
-def tasks_table(tasks: Sequence[types_pb2.Task], now: datetime) -> Table:
-    table = _table("ID", "SERVICE", "SLOT", "NODE", "DESIRED", "STATE", "CONTAINER", "AGE", "MESSAGE")
+def tasks_table(tasks: Sequence[types_pb2.Task], now: datetime, wide: bool = False) -> Table:
+    columns = ["ID", "SERVICE", "SLOT", "NODE", "DESIRED", "STATE", "CONTAINER", "AGE", "MESSAGE"]
+    if wide:
+        columns[-1:-1] = ["EXIT", "HEALTH", "RESTARTS", "ADDRESS", "IMAGE"]
+    table = _table(*columns)
     for task in sorted(tasks, key=lambda t: (t.service, t.slot, t.created_at.ToNanoseconds())):
-        _row(
-            table,
+        cells: list[object] = [
             task.id,
             task.service,
             task.slot,
@@ -98,16 +128,21 @@ def tasks_table(tasks: Sequence[types_pb2.Task], now: datetime) -> Table:
             task_state(task.observed_state),
             task.container_id[:12] or "-",
             age(task.created_at, now),
-            task.message or "",
-        )
+        ]
+        if wide:
+            cells += [exit_code(task), health(task.health), task.restarts, task.address or "-", task.spec.image]
+        _row(table, *cells, task.message or "")
     return table
 
 
-def nodes_table(nodes: Sequence[types_pb2.Node]) -> Table:
-    table = _table("ID", "HOSTNAME", "ADDRESS", "STATE", "CPUS", "MEMORY", "LABELS")
+def nodes_table(nodes: Sequence[types_pb2.Node], wide: bool = False, tasks: Sequence[types_pb2.Task] = ()) -> Table:
+    columns = ["ID", "HOSTNAME", "ADDRESS", "STATE", "CPUS", "MEMORY", "LABELS"]
+    if wide:
+        columns += ["AVAILABILITY", "TASKS", "SUBNET", "AGENT"]
+    table = _table(*columns)
+    per_node = Counter(t.node_id for t in tasks if t.desired_state == types_pb2.TASK_STATE_RUNNING)
     for node in sorted(nodes, key=lambda n: n.id):
-        _row(
-            table,
+        cells: list[object] = [
             node.id,
             node.hostname,
             node.address or "-",
@@ -115,5 +150,8 @@ def nodes_table(nodes: Sequence[types_pb2.Node]) -> Table:
             cpus(node.resources.cpu_millis),
             memory(node.resources.memory_bytes),
             labels(dict(node.labels)),
-        )
+        ]
+        if wide:
+            cells += [availability(node.availability), per_node[node.id], node.subnet or "-", node.agent_version or "-"]
+        _row(table, *cells)
     return table

@@ -1,117 +1,94 @@
-"""Commands that change or read services: apply, delete, logs."""
+"""Commands that remove or resize services: delete, scale."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
 import grpc
 import typer
 
-from moorage.cli.common import EXIT_NOT_FOUND, CommandError, ControllerOption, stderr_console
+from moorage.cli.apply import TimeoutOption
+from moorage.cli.common import EXIT_INVALID, EXIT_NOT_FOUND, CommandError, ControllerOption, stderr_console
+from moorage.cli.config import connect
 from moorage.cli.reporting import reporting
-from moorage.cli.waiting import drain_check, poll, rollout_check
-from moorage.client import ClientError, ControlClient, controller_address
-from moorage.manifest import load_paths, parse_duration
-from moorage.v1 import control_pb2, types_pb2
-
-
-def _duration(value: str | float) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-TimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        parser=_duration,
-        metavar="DURATION",
-        help="How long --wait waits, e.g. 90s or 2m (default: 60s).",
-        show_default=False,
-    ),
-]
-
-
-@reporting
-def apply(
-    files: Annotated[
-        list[Path],
-        typer.Option("--file", "-f", metavar="PATH", help="Manifest file or directory of *.yaml/*.yml; repeatable."),
-    ],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until every replica is running.")] = False,
-    timeout: TimeoutOption = 60.0,
-    controller: ControllerOption = None,
-) -> None:
-    """Create or update the services described in manifest files.
-
-    Every manifest is checked before anything is sent; all problems are listed at once.
-
-    Example: moor apply -f examples/hello.yaml --wait
-    """
-    specs = [manifest.to_spec() for manifest in load_paths(files)]
-    with ControlClient(controller_address(controller)) as client:
-        for result in client.apply(specs):
-            action = control_pb2.ApplyAction.Name(result.action).removeprefix("APPLY_ACTION_").lower()
-            typer.echo(f"service/{result.name} {action}")
-        if wait:
-            names = {spec.name for spec in specs}
-            poll(
-                lambda: rollout_check(specs, [t for t in client.list_tasks() if t.service in names]),
-                timeout,
-                stderr_console(),
-            )
-            typer.echo("all replicas running")
+from moorage.cli.waiting import Check, drain_check, poll
+from moorage.client import ClientError, ControlClient
+from moorage.manifest import load_paths
 
 
 @reporting
 def delete(
-    service: Annotated[str, typer.Argument(help="Service name.")],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until all its tasks have stopped.")] = False,
+    services: Annotated[list[str] | None, typer.Argument(help="Service names.", show_default=False)] = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--file", "-f", metavar="PATH", help="Delete the services these manifests describe."),
+    ] = None,
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="A service that does not exist is not an error.")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until all their tasks have stopped.")] = False,
     timeout: TimeoutOption = 60.0,
     controller: ControllerOption = None,
 ) -> None:
-    """Delete a service and stop its tasks.
+    """Delete services and stop their tasks.
 
-    Example: moor delete hello --wait
+    Example: moor delete hello --wait   or   moor delete -f examples/
     """
-    with ControlClient(controller_address(controller)) as client:
-        try:
-            client.delete_service(service)
-        except ClientError as exc:
-            if exc.code is grpc.StatusCode.NOT_FOUND:
-                raise CommandError(f"service {service!r} not found", EXIT_NOT_FOUND) from exc
-            raise
-        typer.echo(f"service/{service} deleted")
+    names = list(services or []) + ([service.name for service in load_paths(files)] if files else [])
+    if not names:
+        raise CommandError("name a service or give -f PATH", EXIT_INVALID)
+    missing: list[str] = []
+    with connect(controller) as client:
+        for name in dict.fromkeys(names):
+            try:
+                client.delete_service(name)
+            except ClientError as exc:
+                if exc.code is not grpc.StatusCode.NOT_FOUND:
+                    raise
+                missing.append(name)
+                if not ignore_not_found:
+                    typer.echo(f"error: service {name!r} not found", err=True)
+                continue
+            typer.echo(f"service/{name} deleted")
         if wait:
-            poll(lambda: drain_check(service, client.list_tasks(service)), timeout, stderr_console())
-            typer.echo(f"service/{service} stopped")
+            for name in dict.fromkeys(names):
+                if name not in missing:
+                    poll(functools.partial(_drained, client, name), timeout, stderr_console())
+                    typer.echo(f"service/{name} stopped")
+    if missing and not ignore_not_found:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def _drained(client: ControlClient, name: str) -> Check:
+    return drain_check(name, client.list_tasks(name))
+
+
+def parse_scale(item: str) -> tuple[str, int]:
+    """``"web=3"`` → ``("web", 3)``."""
+    name, sep, count = item.partition("=")
+    if not sep or not name or not count.isdigit():
+        raise typer.BadParameter(f"{item!r} is not SERVICE=REPLICAS, e.g. web=3")
+    return name, int(count)
 
 
 @reporting
-def logs(
-    service: Annotated[str, typer.Argument(help="Service name.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
-    tail: Annotated[int, typer.Option("--tail", min=0, help="Last N lines per task; 0 = all.")] = 0,
-    timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Prefix each line with its time.")] = False,
+def scale(
+    targets: Annotated[list[str], typer.Argument(help="SERVICE=REPLICAS; several at once.", metavar="SERVICE=N...")],
     controller: ControllerOption = None,
 ) -> None:
-    """Print the output of every task of a service, prefixed with service.slot.
+    """Set the number of replicas of services, without touching the rest of their spec.
 
-    Lines the container wrote to stderr go to stderr.
-
-    Example: moor logs hello -f --tail 10
+    Example: moor scale hello=3 web=0
     """
-    with ControlClient(controller_address(controller)) as client:
-        for entry in client.logs(service, follow=follow, tail=tail):
-            typer.echo(format_entry(service, entry, timestamps), err=entry.stream == "stderr")
-
-
-def format_entry(service: str, entry: types_pb2.LogEntry, timestamps: bool) -> str:
-    """``hello.1  line``, or ``2024-05-01T10:00:00.5Z hello.1  line`` with timestamps."""
-    prefix = f"{entry.time.ToJsonString()} " if timestamps else ""
-    line = entry.line.rstrip("\n")
-    return f"{prefix}{service}.{entry.slot}  {line}"
-
+    wanted = [parse_scale(item) for item in targets]
+    with connect(controller) as client:
+        for name, replicas in wanted:
+            try:
+                client.scale(name, replicas)
+            except ClientError as exc:
+                if exc.code is grpc.StatusCode.NOT_FOUND:
+                    raise CommandError(f"service {name!r} not found", EXIT_NOT_FOUND) from exc
+                raise
+            typer.echo(f"service/{name} scaled to {replicas}")

@@ -38,14 +38,14 @@ def connected(sock: socket.socket) -> bool:
 def test_invalid_manifest_exits_2_listing_every_problem_without_connecting(
     write: WriteManifest, listener: socket.socket
 ) -> None:
-    path = write("bad.yaml", "name: web\nreplicas: -1\n---\nname: x\nimage: b\nports: [80]\n")
+    path = write("bad.yaml", "name: web\nreplicas: -1\n---\nname: x\nimage: b\nenv: {A: [x]}\n")
     address = "127.0.0.1:%d" % listener.getsockname()[1]
     result = runner.invoke(app, ["apply", "-f", str(path), "--controller", address])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         f"{path}: document 1: image: required",
         f"{path}: document 1: replicas: must be greater than or equal to 0",
-        f"{path}: document 2: ports: not supported yet",
+        f"{path}: document 2: env.A: must be a string",
     ]
     assert result.stdout == ""
     assert not connected(listener)
@@ -62,7 +62,8 @@ def test_unreachable_controller_is_one_line_and_exit_1(write: WriteManifest) -> 
 @pytest.mark.parametrize(
     "args",
     [["get", "services"], ["get", "tasks", "--service", "web"], ["get", "nodes", "-o", "json"], ["logs", "web"],
-     ["delete", "web"]],
+     ["delete", "web"], ["describe", "service", "web"], ["scale", "web=2"], ["node", "drain", "h1"], ["version"],
+     ["exec", "web.1", "--", "true"], ["events"], ["diff", "-f", "examples/hello.yaml"]],
 )
 def test_every_client_command_reports_an_unreachable_controller(args: list[str]) -> None:
     address = f"127.0.0.1:{free_port()}"
@@ -91,15 +92,17 @@ def test_bad_agent_label_is_a_usage_error() -> None:
     assert "'zone' is not KEY=VALUE" in result.stderr
 
 
-def test_version() -> None:
-    result = runner.invoke(app, ["version"])
-    assert (result.exit_code, result.stdout) == (0, f"moor {__version__}\n")
+def test_client_version_needs_no_controller() -> None:
+    result = runner.invoke(app, ["version", "--client"])
+    assert (result.exit_code, result.stdout) == (0, f"client: moor {__version__}\n")
 
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["apply"], ["get"], ["get", "services"], ["get", "tasks"], ["get", "nodes"], ["logs"], ["delete"],
-     ["image", "import"], ["controller"], ["agent"], ["version"]],
+    [[], ["apply"], ["diff"], ["get"], ["get", "services"], ["get", "tasks"], ["get", "nodes"], ["describe"],
+     ["describe", "service"], ["describe", "task"], ["describe", "node"], ["logs"], ["exec"], ["delete"], ["scale"],
+     ["node"], ["node", "ls"], ["node", "inspect"], ["node", "drain"], ["node", "pause"], ["node", "activate"],
+     ["node", "label"], ["events"], ["version"], ["schema"], ["image", "import"], ["controller"], ["agent"]],
 )
 def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])

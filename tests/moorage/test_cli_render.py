@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
 from moorage.cli import render
-from moorage.cli.services import format_entry
+from moorage.cli.logs import format_entry
 from moorage.cli.waiting import drain_check, rollout_check
 from moorage.v1 import types_pb2
 
@@ -148,8 +148,8 @@ def test_drain_waits_for_live_tasks_only() -> None:
     assert drain_check("web", []).done
 
 
-def test_log_lines_are_prefixed_with_service_and_slot() -> None:
-    entry = types_pb2.LogEntry(stream="stdout", line="hello\n", slot=2)
+def test_log_lines_are_prefixed_with_the_task() -> None:
+    entry = types_pb2.LogEntry(stream="stdout", line="hello\n", slot=2, task_id="1a2b3c4d5e6f")
     entry.time.FromSeconds(1714564800)
-    assert format_entry("web", entry, timestamps=False) == "web.2  hello"
-    assert format_entry("web", entry, timestamps=True) == "2024-05-01T12:00:00Z web.2  hello"
+    assert format_entry("web", entry, timestamps=False) == "web.2.1a2b3c4d5e6f | hello"
+    assert format_entry("web", entry, timestamps=True) == "2024-05-01T12:00:00Z web.2.1a2b3c4d5e6f | hello"

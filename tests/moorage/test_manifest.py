@@ -8,6 +8,7 @@ import pytest
 
 from moorage.manifest import (
     DEFAULT_STOP_GRACE_PERIOD,
+    NOT_SUPPORTED_YET,
     ManifestError,
     Problem,
     ServiceManifest,
@@ -166,10 +167,39 @@ def test_unknown_field_without_a_near_name(write: WriteManifest) -> None:
     assert problems_of(path) == [f"{path}: document 1: zzz: unknown field"]
 
 
-@pytest.mark.parametrize("field", ["ports", "volumes", "healthcheck", "volumes_from", "restart"])
-def test_fields_of_later_versions_are_refused(write: WriteManifest, field: str) -> None:
-    path = write("a.yaml", f"name: web\nimage: b\n{field}: []\n")
-    assert problems_of(path) == [f"{path}: document 1: {field}: not supported yet"]
+# A valid value for every field the API carries, to check that fields nothing
+# honours yet are refused (and that the list of them stays a list of fields).
+VALID_SAMPLES = {
+    "resources": "{limits: {memory: 64Mi}}",
+    "ports": "['8080:80']",
+    "volumes": "['data:/data']",
+    "volumes_from": "[other]",
+    "links": "[other]",
+    "restart": "on-failure",
+    "healthcheck": "{tcp: 80}",
+    "stop_signal": "SIGINT",
+    "placement": "{max_per_node: 1}",
+    "update": "{parallelism: 2}",
+    "network": "host",
+    "user": "'1000'",
+    "working_dir": "/srv",
+    "read_only": "true",
+    "cap_add": "[NET_ADMIN]",
+    "cap_drop": "[MKNOD]",
+    "init": "true",
+}
+
+
+@pytest.mark.parametrize("field", sorted(NOT_SUPPORTED_YET))
+def test_fields_nothing_honours_yet_are_refused(write: WriteManifest, field: str) -> None:
+    path = write("a.yaml", f"name: web\nimage: b\n{field}: {VALID_SAMPLES[field]}\n")
+    assert problems_of(path) == [
+        f"{path}: document 1: {field}: not supported yet: nothing in this version honours it; remove it"
+    ]
+
+
+def test_every_refused_field_is_a_field() -> None:
+    assert NOT_SUPPORTED_YET <= set(ServiceManifest.model_fields)
 
 
 @pytest.mark.parametrize(
@@ -259,14 +289,14 @@ def test_env_file_problems_name_file_and_line(write: WriteManifest, tmp_path: Pa
 
 def test_several_errors_across_documents_and_files_are_reported_at_once(write: WriteManifest) -> None:
     first = write("first.yaml", "name: ok\nimage: b\n---\nname: Bad\nimage: b\nreplicas: -2\n")
-    second = write("second.yaml", "- not\n- a mapping\n---\nname: x\nports: [80]\n")
+    second = write("second.yaml", "- not\n- a mapping\n---\nname: x\nreplicas: many\n")
     assert problems_of(first, second) == [
         f"{first}: document 2: name: 'Bad' is not a DNS label: use 1-63 lower-case letters, digits and '-', "
         "starting and ending with a letter or digit",
         f"{first}: document 2: replicas: must be greater than or equal to 0",
         f"{second}: document 1: expected a mapping of service fields, got a list",
-        f"{second}: document 2: ports: not supported yet",
         f"{second}: document 2: image: required",
+        f"{second}: document 2: replicas: must be an integer",
     ]
 
 

@@ -28,6 +28,63 @@ durations = st.one_of(
     st.builds(lambda n, unit: f"{n}{unit}", st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h", "m30s"])),
 )
 
+ports = st.one_of(st.integers(1, 65535), st.integers(0, 70000))
+sizes = st.one_of(st.integers(-1, 2**40), st.builds(lambda n, u: f"{n}{u}", st.integers(0, 4096), st.sampled_from(["", "k", "Mi", "G", "gb"])))
+cpus = st.one_of(st.floats(-1, 64, allow_nan=False), st.builds(lambda n: f"{n}m", st.integers(0, 64000)))
+amounts = st.fixed_dictionaries({}, optional={"cpus": cpus, "memory": sizes})
+resources = st.fixed_dictionaries(
+    {}, optional={"reservations": amounts, "limits": st.fixed_dictionaries({}, optional={"cpus": cpus, "memory": sizes, "pids": st.integers(0, 2**20)})}
+)
+port_entries = st.one_of(
+    st.builds(lambda h, c, p: f"{h}:{c}{p}", ports, ports, st.sampled_from(["", "/tcp", "/udp"])),
+    st.fixed_dictionaries({"published": ports, "target": ports}, optional={"protocol": st.sampled_from(["tcp", "udp"])}),
+)
+paths = st.from_regex(r"/[a-z0-9/_.-]{0,12}", fullmatch=True)
+volume_entries = st.one_of(
+    paths,
+    st.builds(lambda s, t, m: f"{s}:{t}{m}", st.one_of(words, paths), paths, st.sampled_from(["", ":ro", ":rw"])),
+    st.fixed_dictionaries(
+        {"target": paths},
+        optional={"type": st.sampled_from(["volume", "bind", "tmpfs"]), "source": st.one_of(st.just(""), words, paths),
+                  "read_only": st.booleans()},
+    ),
+)
+service_names = st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True)
+link_entries = st.one_of(service_names, st.builds(lambda s, a: f"{s}:{a}", service_names, service_names))
+durations_or_none = st.one_of(durations, st.none())
+restart = st.one_of(
+    st.sampled_from(["any", "always", "on-failure", "none", "no"]),
+    st.fixed_dictionaries(
+        {},
+        optional={"condition": st.sampled_from(["any", "on-failure", "none"]), "max_attempts": st.integers(0, 10),
+                  "delay": durations, "window": durations},
+    ),
+)
+probe = st.one_of(
+    st.fixed_dictionaries({"exec": argv}),
+    st.fixed_dictionaries({"tcp": ports}),
+    st.fixed_dictionaries({"http": st.fixed_dictionaries({"port": ports}, optional={"path": paths})}),
+)
+healthcheck = st.builds(
+    lambda p, extra: {**p, **extra},
+    probe,
+    st.fixed_dictionaries({}, optional={"interval": durations, "timeout": durations, "retries": st.integers(0, 5),
+                                        "start_period": durations}),
+)
+attributes = st.sampled_from(["node.id", "node.hostname", "node.labels.zone", "node.labels.disk"])
+constraints = st.builds(lambda a, op, v: f"{a} {op} {v}", attributes, st.sampled_from(["==", "!="]), words.filter(lambda w: "," not in w))
+placement = st.fixed_dictionaries(
+    {}, optional={"constraints": st.lists(constraints, max_size=3), "spread": st.lists(attributes, max_size=2),
+                  "max_per_node": st.integers(0, 5)},
+)
+update = st.fixed_dictionaries(
+    {},
+    optional={"parallelism": st.integers(0, 5), "delay": durations, "order": st.sampled_from(["stop-first", "start-first"]),
+              "failure_action": st.sampled_from(["pause", "rollback", "continue"]), "monitor": durations,
+              "max_failure_ratio": st.floats(0, 1)},
+)
+capabilities = st.lists(st.sampled_from(["NET_ADMIN", "cap_sys_ptrace", "MKNOD", "chown"]), max_size=3)
+
 documents = st.fixed_dictionaries(
     {"name": names, "image": st.one_of(words, texts)},
     optional={
@@ -40,8 +97,32 @@ documents = st.fixed_dictionaries(
     },
 )
 
+# The structured fields, on a valid name and image so that most examples are accepted.
+structured = st.fixed_dictionaries(
+    {"name": st.just("web"), "image": words},
+    optional={
+        "stop_signal": st.one_of(st.sampled_from(["TERM", "SIGINT", "quit"]), st.integers(1, 31)),
+        "resources": resources,
+        "ports": st.lists(port_entries, max_size=3),
+        "volumes": st.lists(volume_entries, max_size=3),
+        "volumes_from": st.lists(service_names, max_size=2),
+        "links": st.lists(link_entries, max_size=3),
+        "restart": restart,
+        "healthcheck": healthcheck,
+        "placement": placement,
+        "update": update,
+        "network": st.sampled_from(["bridge", "host", "none"]),
+        "user": st.one_of(words, st.just("1000:1000")),
+        "working_dir": paths,
+        "read_only": st.booleans(),
+        "cap_add": capabilities,
+        "cap_drop": capabilities,
+        "init": st.booleans(),
+    },
+)
 
-@given(documents)
+
+@given(st.one_of(documents, structured))
 def test_accepted_manifests_round_trip_through_the_spec(document: dict[str, object]) -> None:
     try:
         service = ServiceManifest.model_validate(document)

@@ -1,0 +1,55 @@
+"""Where `moor` finds its controllers: the flag, else $MOOR_CONTROLLER, else the config file.
+
+``~/.config/moorage/config.yaml`` (or ``$XDG_CONFIG_HOME/moorage/config.yaml``)::
+
+    controller: 10.0.0.2:7420          # or a list, or "a:7420,b:7420"
+
+Several controllers are tried in order when one is unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from moorage.cli.common import EXIT_INVALID, CommandError
+from moorage.client import DEFAULT_CONTROLLER, ENV_CONTROLLER, ControlClient, split_addresses
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "moorage" / "config.yaml"
+
+
+def controller_addresses(flag: str | None) -> list[str]:
+    """The controllers to talk to, highest-precedence source first."""
+    for source in (flag, os.environ.get(ENV_CONTROLLER)):
+        if source and split_addresses(source):
+            return split_addresses(source)
+    return _from_config(config_path()) or [DEFAULT_CONTROLLER]
+
+
+def _from_config(path: Path) -> list[str]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CommandError(f"{path}: cannot read the config: {exc}", EXIT_INVALID) from None
+    if data is None:
+        return []
+    value = data.get("controller") if isinstance(data, dict) else None
+    if isinstance(value, str):
+        return split_addresses(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [address.strip() for address in value]
+    if isinstance(data, dict) and value is None:
+        return []
+    raise CommandError(f"{path}: controller must be HOST:PORT or a list of them", EXIT_INVALID)
+
+
+def connect(controller: str | None) -> ControlClient:
+    """A client for the controllers the flag, the environment or the config file name."""
+    return ControlClient(controller_addresses(controller))

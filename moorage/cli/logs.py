@@ -1,0 +1,143 @@
+"""`moor logs SERVICE|TASK`: a service's tasks interleaved by time, or one task's lines.
+
+Every line is prefixed with the task's container name (``service.slot.task-id``).
+With ``--follow`` on a service, tasks that start later (replacements, scale-ups)
+are followed too: a watcher lists the service's tasks and opens a stream for each
+new one, and all streams feed one printer.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import grpc
+import typer
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from moorage.cli.common import ControllerOption, NotFound
+from moorage.cli.config import connect
+from moorage.cli.lookup import find_task
+from moorage.cli.reporting import reporting
+from moorage.client import ClientError, ControlClient
+from moorage.manifest import parse_duration
+from moorage.v1 import types_pb2
+
+NEW_TASK_POLL = 1.0
+
+
+def parse_since(value: str, now: datetime) -> Timestamp:
+    """``"10m"`` (that long ago) or an RFC 3339 time (``2024-05-01T10:00:00Z``) → a Timestamp."""
+    stamp = Timestamp()
+    try:
+        stamp.FromDatetime(now - timedelta(seconds=parse_duration(value)))
+        return stamp
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a duration like 10m nor a time like 2024-05-01T10:00:00Z") from None
+    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
+
+
+def format_entry(service: str, entry: types_pb2.LogEntry, timestamps: bool) -> str:
+    """``hello.2.1a2b3c4d5e6f | line``, after the time with ``timestamps``."""
+    prefix = f"{entry.time.ToJsonString()} " if timestamps else ""
+    return f"{prefix}{service}.{entry.slot}.{entry.task_id} | {entry.line.rstrip(chr(10))}"
+
+
+@reporting
+def logs(
+    target: Annotated[str, typer.Argument(help="A service name, or a task (id, id prefix or SERVICE.SLOT).")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines, also of new tasks.")] = False,
+    tail: Annotated[int, typer.Option("--tail", min=0, help="Last N lines per task; 0 = all.")] = 0,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="TIME", help="Only lines since a duration ago (10m) or a time.")
+    ] = None,
+    timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Prefix each line with its time.")] = False,
+    controller: ControllerOption = None,
+) -> None:
+    """Print what a service's tasks (also those that exited) or one task wrote.
+
+    Lines the container wrote to stderr go to stderr.
+
+    Example: moor logs hello -f --tail 10 --since 5m
+    """
+    since_stamp = parse_since(since, datetime.now(UTC)) if since else None
+    with connect(controller) as client:
+        service, task_id = _target(client, target)
+        entries = _follow_service(client, service, tail, since_stamp) if follow and not task_id else (
+            _stream(client, service, task_id, follow, tail, since_stamp)
+        )
+        floor = since_stamp.ToNanoseconds() if since_stamp else 0
+        for entry in entries:
+            if entry.time.ToNanoseconds() >= floor:
+                typer.echo(format_entry(service, entry, timestamps), err=entry.stream == "stderr")
+
+
+def _target(client: ControlClient, target: str) -> tuple[str, str]:
+    """(service, task id or "") of what the user named: a service first, else a task."""
+    try:
+        client.get_service(target)
+        return target, ""
+    except ClientError as exc:
+        if exc.code is not grpc.StatusCode.NOT_FOUND:
+            raise
+    try:
+        task = find_task(client, target)
+    except NotFound:
+        raise NotFound(f"service or task {target!r}") from None
+    return task.service, task.id
+
+
+def _stream(
+    client: ControlClient, service: str, task_id: str, follow: bool, tail: int, since: Timestamp | None
+) -> Iterator[types_pb2.LogEntry]:
+    for entry in client.logs(service, task_id=task_id, follow=follow, tail=tail, since=since):
+        if not task_id or entry.task_id == task_id:  # also when a controller ignores task_id
+            yield entry
+
+
+def _follow_service(
+    client: ControlClient, service: str, tail: int, since: Timestamp | None
+) -> Iterator[types_pb2.LogEntry]:
+    """The service's stream, plus one stream per task that gets a container later."""
+    lines: queue.Queue[object] = queue.Queue()
+    known = {t.id for t in client.list_tasks(service, all=True) if t.container_id}
+
+    def pump(entries: Iterator[types_pb2.LogEntry]) -> None:
+        try:
+            for entry in entries:
+                lines.put(entry)
+        except ClientError as exc:
+            lines.put(exc)
+
+    def start(entries: Iterator[types_pb2.LogEntry]) -> None:
+        threading.Thread(target=pump, args=(entries,), daemon=True).start()
+
+    def watch_new_tasks() -> None:
+        while True:
+            time.sleep(NEW_TASK_POLL)
+            try:
+                current = client.list_tasks(service, all=True)
+            except ClientError:
+                continue
+            for task in current:
+                if task.container_id and task.id not in known:
+                    known.add(task.id)
+                    start(_stream(client, service, task.id, True, 0, since))
+
+    start(_stream(client, service, "", True, tail, since))
+    threading.Thread(target=watch_new_tasks, daemon=True).start()
+    while True:
+        item = lines.get()
+        if isinstance(item, ClientError):
+            raise item
+        if isinstance(item, types_pb2.LogEntry):
+            yield item

@@ -1,0 +1,27 @@
+"""API messages as JSON or YAML (`-o json|yaml`): the messages' own field names, for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from moorage.cli.common import Output
+
+
+def as_data(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def dump(data: object, output: Output) -> str:
+    """``data`` as indented JSON or block-style YAML (keys sorted in both)."""
+    if output is Output.yaml:
+        return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True).rstrip("\n")
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def is_structured(output: Output) -> bool:
+    return output in (Output.json, Output.yaml)
