@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from moorage import __version__
-from moorage.cli import apply, daemons, describe, events, exec, get, logs, nodes, reporting, services
+from moorage.cli import apply, daemons, describe, events, exec, get, image, logs, nodes, reporting, services
 from moorage.cli.common import ControllerOption
 from moorage.cli.config import connect
 from moorage.client import ClientError
@@ -90,7 +90,8 @@ app.add_typer(nodes.app, name="node")
 app.command()(events.events)
 app.command()(version)
 app.command()(schema)
-app.add_typer(daemons.image_app, name="image")
+app.add_typer(image.app, name="image")
+app.add_typer(image.container_app, name="container")
 app.command()(daemons.controller)
 app.command()(daemons.agent)
 

@@ -1,4 +1,4 @@
-"""Commands that run on a host: the controller and agent daemons, and image import.
+"""Commands that run on a host: the controller and agent daemons (images: image.py).
 
 Their implementations live in ``controller`` and ``agent`` and are imported only
 when the command runs, so `moor get` does not load a container runtime.
@@ -21,11 +21,6 @@ DEFAULT_STATE_DIR = Path("/var/lib/moorage")
 DEFAULT_ETCD = "127.0.0.1:2379"
 
 StateDirOption = Annotated[Path, typer.Option("--state-dir", help="Where the host keeps images, containers and logs.")]
-
-image_app = typer.Typer(
-    help="Manage the images of this host.\n\nExample: moor image import ./rootfs busybox:latest", no_args_is_help=True
-)
-
 
 @reporting
 def controller(
@@ -99,20 +94,3 @@ def parse_labels(items: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
         labels[key] = value
     return labels
-
-
-@image_app.command("import")
-@reporting
-def image_import(
-    source: Annotated[Path, typer.Argument(help="Root filesystem directory to import.")],
-    name: Annotated[str, typer.Argument(help="Image reference NAME[:TAG].")],
-    state_dir: StateDirOption = DEFAULT_STATE_DIR,
-) -> None:
-    """Import a root filesystem directory as an image on this host.
-
-    Example: moor image import ./rootfs busybox:latest
-    """
-    from agent.runtime.images import ImageStore
-
-    image = ImageStore(state_dir / "images").import_rootfs(source, name)
-    typer.echo(f"{image.reference} {image.digest}")
