@@ -40,7 +40,7 @@ demo-down: venv
 	$(PY) -m moorage.demo down --dir $(DEMO_DIR)
 
 bench: deps
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 clean: demo-down
 	rm -rf $(VENV)
