@@ -25,10 +25,10 @@ from controller.clock import now
 from controller.errors import ConflictError
 from controller.liveness import check_node
 from controller.slots import NewTask, Nodes, SlotPlan, plan_slots
-from controller.store import Check, Delete, Op, Put, Store, node_key, service_key, task_key
+from controller.store import Check, Delete, Op, Put, Store, service_key, task_key
 from controller.workqueue import WorkQueue
 from moorage.v1 import types_pb2
-from scheduler import place
+from scheduler import Config
 
 SERVICE = "service:"
 NODE = "node:"
@@ -89,8 +89,11 @@ def shut_down(task: types_pb2.Task) -> types_pb2.Task:
 
 
 class Reconciler:
-    def __init__(self, store: Store, *, workers: int = 2, node_ttl: float = 3.0) -> None:
+    def __init__(
+        self, store: Store, *, workers: int = 2, node_ttl: float = 3.0, placement: Config = Config()
+    ) -> None:
         self._store = store
+        self._placement = placement
         self._queue = WorkQueue()
         self._workers = workers
         self._node_ttl = node_ttl
@@ -232,21 +235,19 @@ class Reconciler:
 
     async def _place(self) -> None:
         tasks = await self._store.list_tasks()
-        waiting = placement.unplaced(tasks.items)
-        if not waiting:
-            return
         nodes = await self._store.list_nodes()
-        plan = place(placement.requests(waiting), placement.snapshot(nodes.items, tasks.items))
-        changed = placement.apply_plan(waiting, plan, now())
-        if not changed:
-            return
-        used = set(plan.placements.values())
-        ops: list[Op] = [Check(node_key(n.id), n.version) for n in nodes.items if n.id in used]
-        ops += [Put(task_key(t.id), t, t.version) for t in changed]
-        await self._store.commit(ops)
+        changed = placement.step(nodes.items, tasks.items, self._placement, now())
+        # Each transaction compares the revisions the plan read; a conflict
+        # re-plans from a fresh read (the queue retries ``place``).
+        for ops in placement.transactions(changed, nodes.items):
+            await self._store.commit(ops)
         for task in changed:
             log.info(
-                "task placed" if task.node_id else "task pending",
+                "task moved off its node"
+                if task.desired_state != types_pb2.TASK_STATE_RUNNING
+                else "task placed"
+                if task.node_id
+                else "task pending",
                 service=task.service,
                 task=task.id,
                 slot=task.slot,

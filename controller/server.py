@@ -20,6 +20,7 @@ from controller.sessions import Sessions
 from controller.store import Store
 from controller.watches import Router, follow
 from moorage.v1 import agent_pb2_grpc, control_pb2_grpc
+from scheduler import Config
 
 log = structlog.get_logger("controller")
 
@@ -47,16 +48,18 @@ async def serve(
     stop: asyncio.Event | None = None,
     node_ttl: float = DEFAULT_NODE_TTL,
     controller_id: str | None = None,
+    placement: Config = Config(),
 ) -> None:
     """Serve Control and AgentSession on every ``listen`` address until ``stop`` is set.
 
     ``node_ttl``: seconds without a heartbeat after which a node is marked down.
+    ``placement``: the cluster's placement settings (strategy spread or binpack).
     """
     store = await Store.connect(etcd_endpoints)
     controller_id = controller_id or default_controller_id()
     events = EventHub()
     sessions = Sessions(store, node_ttl=node_ttl)
-    reconciler = Reconciler(store, node_ttl=node_ttl)
+    reconciler = Reconciler(store, node_ttl=node_ttl, placement=placement)
     election = Election(store, controller_id, ttl=LEADER_TTL)
     server = grpc.aio.server(options=SERVER_OPTIONS)
     control_pb2_grpc.add_ControlServicer_to_server(ControlService(store, sessions, events, election), server)

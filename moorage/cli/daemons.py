@@ -16,6 +16,7 @@ from moorage import log
 from moorage.client import DEFAULT_CONTROLLER, controller_address
 from moorage.cli.common import ControllerOption
 from moorage.cli.reporting import reporting
+from scheduler import Strategy
 
 DEFAULT_STATE_DIR = Path("/var/lib/moorage")
 DEFAULT_ETCD = "127.0.0.1:2379"
@@ -38,17 +39,26 @@ def controller(
     controller_id: Annotated[
         str | None, typer.Option("--id", help="This controller's name (default: hostname-pid).")
     ] = None,
+    placement_strategy: Annotated[
+        Strategy,
+        typer.Option("--placement-strategy", help="Spread tasks over the least loaded nodes, or bin-pack them."),
+    ] = Strategy.SPREAD,
 ) -> None:
     """Run a controller: the API server that keeps the cluster's state in etcd.
 
     Example: moor controller --listen 0.0.0.0:7420 --etcd 10.0.0.5:2379
     """
     from controller import server
+    from scheduler import Config
 
     log.configure(json=True)
     asyncio.run(
         server.serve(
-            listen or [DEFAULT_CONTROLLER], etcd or [DEFAULT_ETCD], node_ttl=node_ttl, controller_id=controller_id
+            listen or [DEFAULT_CONTROLLER],
+            etcd or [DEFAULT_ETCD],
+            node_ttl=node_ttl,
+            controller_id=controller_id,
+            placement=Config(strategy=placement_strategy),
         )
     )
 

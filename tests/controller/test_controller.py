@@ -191,7 +191,7 @@ def test_tasks_wait_pending_without_nodes_and_are_deleted_directly(etcd: Etcd) -
                 return len(listed) == 2 and all(t.observed_state == types_pb2.TASK_STATE_PENDING for t in listed)
 
             await eventually(pending, "tasks PENDING")
-            assert {t.message for t in await tasks(stub, "web")} == {"no ready nodes (0 nodes)"}
+            assert {t.message for t in await tasks(stub, "web")} == {"no nodes in the cluster"}
             await stub.DeleteService(control_pb2.DeleteServiceRequest(name="web"))
             assert await etcd_keys(etcd.endpoint, "/moorage/tasks/") == {}
 
