@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 from rich.console import Console
@@ -22,7 +21,7 @@ from rich.text import Text
 from moorage.cli.common import ControllerOption, stdout_console
 from moorage.cli.config import connect
 from moorage.cli.lookup import find_node, find_service, find_task
-from moorage.cli.output import as_data
+from moorage.cli.output import as_data, to_yaml
 from moorage.cli.render import age, availability, cpus, exit_code, health, labels, memory, node_state, task_state, tasks_table
 from moorage.cli.reporting import reporting
 from moorage.manifest import ServiceManifest
@@ -49,7 +48,7 @@ def spec_yaml(spec: types_pb2.ServiceSpec) -> str:
         data = ServiceManifest.from_spec(spec).model_dump(mode="json", exclude_defaults=True)
     except ValidationError:  # written by another client, not through a manifest
         data = as_data(spec)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return to_yaml(data, sort_keys=False)
 
 
 def service_fields(service: types_pb2.Service, tasks: Sequence[types_pb2.Task], now: datetime) -> Fields:
