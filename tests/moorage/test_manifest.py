@@ -13,6 +13,7 @@ from moorage.manifest import (
     Problem,
     ServiceManifest,
     load_paths,
+    loading,
     parse_duration,
 )
 from tests.moorage.conftest import WriteManifest
@@ -364,3 +365,23 @@ def test_hello_example_loads() -> None:
     assert hello.stop_grace_period == 2.0
     assert hello.env["GREETING"] == "hello"
     assert any("$GREETING" in arg and "hostname" in arg for arg in hello.command)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_loads_as_it_is(path: Path) -> None:
+    assert load_paths([path])
+
+
+def test_the_reference_example_is_valid_with_every_field_uncommented(
+    write: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commented-out fields of examples/reference.yaml are valid too, once something honours them."""
+    text = (REPO / "examples" / "reference.yaml").read_text()
+    head, marker, tail = text.partition("labels: {tier: demo}\n")
+    uncommented = "".join(line.removeprefix("# ") for line in tail.splitlines(keepends=True))
+    write("env-file/app.env", "A=1\n")
+    path = write("reference.yaml", head + marker + uncommented)
+    monkeypatch.setattr(loading, "NOT_SUPPORTED_YET", frozenset())
+    (service,) = load_paths([path])
+    # Every field is set to something other than its default (replicas: 1 is the default).
+    assert set(service.model_dump(exclude_defaults=True)) == set(ServiceManifest.model_fields) - {"replicas"}
