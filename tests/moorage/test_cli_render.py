@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,8 @@ from rich.console import Console
 
 from moorage.cli import render
 from moorage.cli.logs import format_entry
-from moorage.cli.waiting import drain_check, rollout_check
+from moorage.cli.common import CommandError
+from moorage.cli.waiting import Check, drain_check, poll, progress_view, rollout_check
 from moorage.v1 import types_pb2
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -153,3 +155,20 @@ def test_log_lines_are_prefixed_with_the_task() -> None:
     entry.time.FromSeconds(1714564800)
     assert format_entry("web", entry, timestamps=False) == "web.2.1a2b3c4d5e6f | hello"
     assert format_entry("web", entry, timestamps=True) == "2024-05-01T12:00:00Z web.2.1a2b3c4d5e6f | hello"
+
+
+def test_progress_view_names_each_service_and_what_it_waits_on() -> None:
+    spec = types_pb2.ServiceSpec(name="web", image="v2", replicas=2)
+    check = rollout_check([spec], [task("web", 1, RUNNING, spec), task("web", 2, types_pb2.TASK_STATE_PENDING, spec,
+                                                                       message="no node has 2Gi free")])  # fmt: skip
+    assert check.rows == (("web", "1/2", "web.2 pending: no node has 2Gi free"),)
+    shown = text_of(progress_view(check, 12.4))
+    assert "running: web 1/2; web.2 pending: no node has 2Gi free (12s left)" in shown
+    assert shown.splitlines()[1].split() == ["SERVICE", "RUNNING", "WAITING", "ON"]
+    assert shown.splitlines()[2].split()[:3] == ["web", "1/2", "web.2"]
+
+
+def test_poll_stops_at_the_first_failure() -> None:
+    failing = Check(False, "running: web 0/1", ("web.1 rejected: image not found: nope",))
+    with pytest.raises(CommandError, match="web.1 rejected: image not found: nope"):
+        poll(lambda: failing, 30, Console(file=io.StringIO()))
