@@ -2,7 +2,7 @@
 
 Level-triggered: every pass compares the whole assigned set with what the
 runtime reports and takes the missing steps; nothing depends on having seen a
-particular change. Each task's work (pull-less prepare, start, stop+remove)
+particular change. Each task's work (pull, start, stop+remove)
 runs at most once at a time, off the event loop in the runtime's thread pool.
 """
 
@@ -18,8 +18,9 @@ import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.runtime.containers import ContainerSpec, ContainerState, ContainerStatus, Runtime
-from agent.runtime.errors import ImageNotFound, RuntimeFailure, StartFailed
+from agent.runtime.errors import RuntimeFailure, StartFailed
 from agent.runtime.images import ImageStore
+from agent.runtime.registry import RegistrySettings, ensure_image
 from moorage.v1 import agent_pb2, types_pb2
 
 log = structlog.get_logger("moorage.agent")
@@ -84,6 +85,8 @@ def status_of(task_id: str, container: ContainerState) -> agent_pb2.TaskStatus:
 
 class Converger:
     """Drives the runtime towards the assigned tasks and reports what happened."""
+
+    registry = RegistrySettings()  # where missing images are pulled from (set by serve)
 
     def __init__(
         self,
@@ -169,9 +172,9 @@ class Converger:
         bound = log.bind(task=task.id, service=task.service, container=task.id)
         self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_PREPARING))
         try:
-            await self._blocking(self._images.get, task.spec.image)
-        except ImageNotFound as err:
-            bound.warning("image not found", image=task.spec.image)
+            await self._blocking(ensure_image, self._images, task.spec.image, self.registry)
+        except RuntimeFailure as err:  # not found and no registry, or the registry's reason
+            bound.warning("image not available", image=task.spec.image, reason=str(err))
             self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_REJECTED, message=str(err)))
             return
         self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_STARTING, container_id=task.id))

@@ -24,6 +24,7 @@ from agent.converge import Converger
 from agent.logs import LogServer
 from agent.runtime.containers import Runtime
 from agent.runtime.images import ImageStore
+from agent.runtime.registry import RegistrySettings
 from moorage.v1 import agent_pb2, agent_pb2_grpc
 
 log = structlog.get_logger("moorage.agent")
@@ -142,6 +143,7 @@ async def serve(
     node_id: str | None = None,
     address: str | None = None,
     labels: Mapping[str, str] | None = None,
+    registry: RegistrySettings | None = None,
 ) -> None:
     """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated."""
     hostname = socket.gethostname()
@@ -155,4 +157,6 @@ async def serve(
     structlog.contextvars.bind_contextvars(node=register.node_id)
     state_dir.mkdir(parents=True, exist_ok=True)
     log.info("agent starting", controller=controller, state_dir=str(state_dir), address=register.address)
-    await Agent(controller_list(controller), state_dir, register).run()
+    agent = Agent(controller_list(controller), state_dir, register)
+    agent.converger.registry = registry or RegistrySettings()
+    await agent.run()

@@ -16,6 +16,7 @@ given), or Basic. Registry errors carry the registry's own code and message.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import httpx
 
 from agent.runtime import image_spec as spec
 from agent.runtime.blobs import chunks, sha256_bytes
-from agent.runtime.errors import InvalidImage
+from agent.runtime.errors import ImageNotFound, InvalidImage
 from agent.runtime.image_errors import RegistryError
 from agent.runtime.images import Image, ImageStore, parse_reference
 
@@ -58,15 +59,25 @@ class _Silent:
 @dataclass(frozen=True)
 class RegistrySettings:
     default: str | None = None  # HOST:PORT for names without a registry part
-    insecure: frozenset[str] = frozenset()  # HOST:PORT spoken to over plain HTTP
+    insecure: frozenset[str] = frozenset()  # HOST:PORT or CIDR spoken to over plain HTTP (as Docker's)
     username: str | None = None
     password: str | None = None
     timeout: float = 60.0
 
     def scheme(self, registry: str) -> str:
-        host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry
-        loopback = host in ("localhost", "[::1]") or host.startswith("127.")
-        return "http" if registry in self.insecure or loopback else "https"
+        """http for loopback and insecure registries (HOST:PORT, or a CIDR its address is in), else https."""
+        host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry.partition("]")[0][1:]
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        networks = [ipaddress.ip_network(n, strict=False) for n in self.insecure if "/" in n]
+        insecure = (
+            registry in self.insecure
+            or host == "localhost"
+            or (address is not None and (address.is_loopback or any(address in n for n in networks)))
+        )
+        return "http" if insecure else "https"
 
 
 @dataclass(frozen=True)
@@ -285,3 +296,17 @@ def _reason(response: httpx.Response) -> str:
         pass
     return f"HTTP {response.status_code} {response.reason_phrase}"
 
+
+
+def ensure_image(store: ImageStore, reference: str, settings: RegistrySettings) -> Image:
+    """The image from the store, pulled first when it is missing and some registry can serve it.
+
+    ImageNotFound when it is missing and no registry is known for it; RegistryError (with the
+    registry's reason) or InvalidImage when the pull fails.
+    """
+    try:
+        return store.get(reference)
+    except ImageNotFound:
+        if not (has_registry(reference) or settings.default):
+            raise
+    return RegistryClient(settings).pull(store, reference)

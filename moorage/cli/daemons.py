@@ -15,6 +15,7 @@ import typer
 from moorage import log
 from moorage.client import DEFAULT_CONTROLLER, controller_address
 from moorage.cli.common import ControllerOption
+from moorage.cli.registry_options import InsecureOption, RegistryOption, registry_settings
 from moorage.cli.reporting import reporting
 from scheduler import Strategy
 
@@ -75,6 +76,8 @@ def agent(
     label: Annotated[
         list[str] | None, typer.Option("--label", help="Node label KEY=VALUE; repeatable.", metavar="KEY=VALUE")
     ] = None,
+    registry: RegistryOption = None,
+    insecure_registry: InsecureOption = None,
 ) -> None:
     """Run the agent of this host: it joins the controller and runs the containers assigned to it.
 
@@ -91,6 +94,7 @@ def agent(
             node_id=node_id,
             address=address,
             labels=labels,
+            registry=registry_settings(registry, insecure_registry),
         )
     )
 

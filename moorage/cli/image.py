@@ -2,15 +2,12 @@
 
 These commands work on a host's state directory (``--state-dir``), as the agent's store is
 a directory and not an API: run them on the host, as root. Registry commands take the
-same registry settings as the agent (``--registry``, ``--insecure-registry``, or
-``$MOOR_REGISTRY`` / ``$MOOR_INSECURE_REGISTRY``; credentials from
-``$MOOR_REGISTRY_USERNAME`` / ``$MOOR_REGISTRY_PASSWORD``).
+same registry settings as the agent (see registry_options.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -23,41 +20,17 @@ from rich.table import Table
 
 from moorage.cli.common import EXIT_INVALID, EXIT_NOT_FOUND, CommandError, stderr_console, stdout_console
 from moorage.cli.daemons import DEFAULT_STATE_DIR, StateDirOption
+from moorage.cli.registry_options import InsecureOption, RegistryOption, registry_settings
 from moorage.cli.reporting import reporting
 
 if TYPE_CHECKING:
     from agent.runtime.containers import Runtime
     from agent.runtime.images import Image, ImageStore
-    from agent.runtime.registry import RegistrySettings
-
-RegistryOption = Annotated[
-    str | None,
-    typer.Option("--registry", envvar="MOOR_REGISTRY", metavar="HOST:PORT",
-                 help="Registry for names without one; spoken to over plain HTTP (a development setting)."),
-]
-InsecureOption = Annotated[
-    list[str] | None,
-    typer.Option("--insecure-registry", envvar="MOOR_INSECURE_REGISTRY", metavar="HOST:PORT",
-                 help="A registry spoken to over plain HTTP; repeatable."),
-]
 
 app = typer.Typer(
     help="Manage the images of this host.\n\nExample: moor image ls --state-dir /var/lib/moorage", no_args_is_help=True
 )
 container_app = typer.Typer(help="Act on one container of this host directly.", no_args_is_help=True)
-
-
-def registry_settings(registry: str | None, insecure: list[str] | None) -> RegistrySettings:
-    """Settings from the options; the default registry counts as insecure (plain HTTP)."""
-    from agent.runtime.registry import RegistrySettings
-
-    hosts = {h for item in insecure or [] for h in item.replace(",", " ").split()}
-    return RegistrySettings(
-        default=registry,
-        insecure=frozenset(hosts | ({registry} if registry else set())),
-        username=os.environ.get("MOOR_REGISTRY_USERNAME"),
-        password=os.environ.get("MOOR_REGISTRY_PASSWORD"),
-    )
 
 
 def _store(state_dir: Path) -> ImageStore:

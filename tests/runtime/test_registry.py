@@ -118,6 +118,8 @@ def test_unqualified_names_need_a_default_registry() -> None:
     assert RegistrySettings().scheme("127.0.0.1:5000") == "http"
     assert RegistrySettings().scheme("registry.example:5000") == "https"
     assert RegistrySettings(insecure=frozenset({"10.0.0.1:5000"})).scheme("10.0.0.1:5000") == "http"
+    assert RegistrySettings(insecure=frozenset({"10.231.0.0/16"})).scheme("10.231.4.1:5000") == "http"
+    assert RegistrySettings(insecure=frozenset({"10.231.0.0/16"})).scheme("10.232.4.1:5000") == "https"
 
 
 def test_a_blob_the_registry_serves_wrong_or_oversized_is_refused(
