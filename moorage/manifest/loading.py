@@ -64,7 +64,6 @@ _KNOWN_ALIASES = {
     "scale": "replicas",
     "restart_policy": "restart",
     "network_mode": "network",
-    "networks": "network",
     "read_only_rootfs": "read_only",
     "workdir": "working_dir",
     "cpu": "cpus",
@@ -73,8 +72,6 @@ _KNOWN_ALIASES = {
     "cpu_limit": "resources",
     "max_replicas_per_node": "max_per_node",
     "test": "exec",
-    "command_probe": "exec",
-    "deploy": "replicas",
     "update_config": "update",
     "stop_timeout": "stop_grace_period",
 }
