@@ -13,21 +13,34 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.runtime.containers import ContainerSpec, ContainerState, LogRecord, Runtime
+    from agent.runtime.cgroups import Limits
+    from agent.runtime.containers import ContainerSpec, ContainerState, LogRecord, MountSpec, Runtime
     from agent.runtime.errors import (
         ContainerExists,
         ContainerNotFound,
         ImageNotFound,
         InvalidImage,
+        InvalidSpec,
         InvalidState,
         RuntimeFailure,
         StartFailed,
     )
+    from agent.runtime.execproc import ExecFailed, ExecProcess
+    from agent.runtime.restart import RestartPolicy
+    from agent.runtime.volumes import VolumeInUse, VolumeNotFound
     from agent.runtime.images import Image, ImageConfig, ImageStore
     from agent.runtime.lifecycle import ContainerStatus
 
 _HOME = {
     "ContainerSpec": "containers",
+    "MountSpec": "containers",
+    "Limits": "cgroups",
+    "InvalidSpec": "errors",
+    "ExecFailed": "execproc",
+    "ExecProcess": "execproc",
+    "RestartPolicy": "restart",
+    "VolumeInUse": "volumes",
+    "VolumeNotFound": "volumes",
     "ContainerState": "containers",
     "LogRecord": "containers",
     "Runtime": "containers",

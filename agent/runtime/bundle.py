@@ -1,15 +1,18 @@
-"""A container's directory on disk: what to run (written once) and what happened (rewritten atomically).
+"""A container's directory on disk: an OCI bundle, Moorage's facts about it, and what happened.
 
-    <root>/containers/<id>/container.json   the Bundle: process, hostname, layers, stop policy
-    <root>/containers/<id>/state.json       the Record: recorded status, pids, times, exit code
-    <root>/containers/<id>/container.log    JSON-lines log written by the shim
+    <root>/containers/<id>/config.json      the OCI runtime spec (see oci.py): what to run, how
+    <root>/containers/<id>/container.json   the Bundle: name, image, labels, stop/restart/log policy
+    <root>/containers/<id>/state.json       the Record: recorded status, pids, times, exit code, OOM
+    <root>/containers/<id>/container.log    JSON-lines log written by the shim (+ .1, .2 ... rotated)
     <root>/containers/<id>/shim.log         the shim's own diagnostics
     <root>/containers/<id>/upper/, work/    the overlayfs read/write layer and its work dir
     <root>/containers/<id>/rootfs/          mount point of the overlay (inside the container's
                                             mount namespace only: empty as seen from the host)
 
-Both JSON files are written with temp + fsync + rename, so another process may read them at
-any time.
+JSON files are replaced atomically (temp + rename), so another process may read them at any
+time. config.json and container.json are written once and fsync'd; state.json is not fsync'd:
+it describes processes, which do not survive a crash of the machine either, and it is on the
+path of every start.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from agent.runtime.fsutil import atomic_write_json
 from agent.runtime.lifecycle import ContainerStatus
+from agent.runtime.restart import RestartPolicy
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,13 @@ class Bundle:
     image: str
     image_digest: str
     created_at: datetime
-    args: tuple[str, ...]
-    env: tuple[str, ...]
-    cwd: str
-    hostname: str
-    lower_dirs: tuple[str, ...]  # lowest first
     stop_signal: int
     stop_grace_period: float
     labels: dict[str, str] = field(default_factory=dict)
+    restart: RestartPolicy = RestartPolicy()
+    volumes: tuple[str, ...] = ()  # names of the volumes this container holds
+    log_max_bytes: int = 0  # rotate container.log past this size; 0 = never
+    log_max_files: int = 1  # rotated files kept besides container.log
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Record:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
+    oom_killed: bool = False
+    restarts: int = 0  # restarts done by the shim's restart policy
     error: str = ""  # why the start failed, if it did
 
 
@@ -60,6 +65,8 @@ def _encode(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, tuple):
         return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     return value
 
 
@@ -76,13 +83,20 @@ def _decode(cls: type[Any], raw: dict[str, Any]) -> Any:
             value = tuple(value)
         elif kind == "ContainerStatus":
             value = ContainerStatus(value)
+        elif kind == "RestartPolicy":
+            value = RestartPolicy(**value)
         values[f.name] = value
     return cls(**values)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
 class ContainerDir:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.config_file = path / "config.json"
         self.bundle_file = path / "container.json"
         self.state_file = path / "state.json"
         self.log_file = path / "container.log"
@@ -91,20 +105,25 @@ class ContainerDir:
         self.upper = path / "upper"
         self.work = path / "work"
 
-    def make(self, bundle: Bundle) -> None:
-        """Fill the freshly made directory; the bundle file goes last, as it marks the container as existing."""
+    def make(self, bundle: Bundle, config: dict[str, Any]) -> None:
+        """Fill the freshly made directory; container.json goes last, as it marks the container as existing."""
         for d in (self.rootfs, self.upper, self.work):
             d.mkdir()
         self.log_file.touch()
         self.write_record(Record(ContainerStatus.CREATED))
-        atomic_write_json(self.bundle_file, {f.name: _encode(getattr(bundle, f.name)) for f in dataclasses.fields(bundle)})
+        atomic_write_json(self.config_file, config)
+        atomic_write_json(self.bundle_file, _plain(bundle))
 
     def read_bundle(self) -> Bundle:
         bundle: Bundle = _decode(Bundle, json.loads(self.bundle_file.read_bytes()))
         return bundle
 
+    def read_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = json.loads(self.config_file.read_bytes())
+        return config
+
     def write_record(self, record: Record) -> None:
-        atomic_write_json(self.state_file, {f.name: _encode(getattr(record, f.name)) for f in dataclasses.fields(record)})
+        atomic_write_json(self.state_file, _plain(record), durable=False)
 
     def read_record(self) -> Record:
         record: Record = _decode(Record, json.loads(self.state_file.read_bytes()))

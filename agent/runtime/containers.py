@@ -1,58 +1,61 @@
-"""Containers: create, start, stop, remove, inspect and read logs — synchronous and blocking.
+"""Containers: create, start, stop, remove, exec, inspect and read logs — synchronous and blocking.
 
 Every method re-reads the container's directory and asks the kernel, so several Runtime
 objects (in one process or several) can act on the same root; calls on one container are
-serialised within a Runtime. Each running container has a shim (see shim.py) that owns its
-stdio, log and exit record, so containers outlive the process that started them.
+serialised within a Runtime. Each running container has a shim (see shim.py), forked by this
+process's fork server (see forkserver.py), that owns its stdio, log, exit record and restart
+policy, so containers outlive the process that started them.
+
+Create resolves everything once — command, env, user, working dir, capabilities, rlimits,
+mounts and volumes, cgroup limits — into the container's OCI bundle (oci.py); start only
+asks the fork server for a shim and waits for the exec.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.runtime import lifecycle, process
+from agent.runtime import caps, forkserver, lifecycle, oci, process, users
 from agent.runtime.bundle import Bundle, ContainerDir, Record
-from agent.runtime.errors import ContainerExists, ContainerNotFound, StartFailed
-from agent.runtime.images import ImageStore
+from agent.runtime.cgroups import Cgroup, Limits
+from agent.runtime.errors import ContainerExists, ContainerNotFound, InvalidSpec, StartFailed
+from agent.runtime.execproc import ExecProcess
+from agent.runtime.images import Image, ImageStore, Usage
 from agent.runtime.lifecycle import Action, ContainerStatus
-from agent.runtime.logs import LogRecord, read_log
+from agent.runtime.logs import LogRecord, log_files, read_log
 from agent.runtime.procinfo import ProcessRef
+from agent.runtime.restart import RestartPolicy
+from agent.runtime.volumes import Volume, VolumeInUse, Volumes
 
-__all__ = ["ContainerSpec", "ContainerState", "ContainerStatus", "LogRecord", "Runtime"]
+__all__ = ["ContainerSpec", "ContainerState", "ContainerStatus", "LogRecord", "MountSpec", "Runtime"]
 
 KILL_WAIT = 10.0  # after SIGKILL, how long PID 1 may take to go (a process in D state)
 SHIM_WAIT = 10.0  # after PID 1 is gone, how long the shim may take to drain the log and record the exit
+CGROUP_WAIT = 5.0  # how long the last processes of a container may take to leave its cgroup
+EXIT_POLL = 0.02
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `agent` package
-_SHIM_READY_FD = 3
-
-_shims_lock = threading.Lock()
-_shims: set[int] = set()  # shims this process spawned and has not reaped yet (any Runtime object)
 
 
-def _reap_shims() -> None:
-    """Collect the exit status of our shims that have ended, so none lingers as a zombie."""
-    with _shims_lock:
-        for pid in list(_shims):
-            try:
-                ended = os.waitpid(pid, os.WNOHANG)[0] == pid
-            except ChildProcessError:
-                ended = True
-            if ended:
-                _shims.discard(pid)
+@dataclass(frozen=True)
+class MountSpec:
+    target: str  # absolute path in the container
+    type: str = "volume"  # "volume" (named, or anonymous when source is empty) | "bind" | "tmpfs"
+    source: str = ""  # volume name or host path
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,25 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    stop_signal: int = signal.SIGTERM
+    stop_signal: int | None = None  # None: the image's, else SIGTERM
     stop_grace_period: float = 10.0
     labels: Mapping[str, str] = field(default_factory=dict)
+    netns_path: str | None = None  # join this network namespace (prepared by agent.network) instead of a new one
+    host_network: bool = False
+    user: str = ""  # "uid[:gid]" or a name of the image's /etc/passwd; "" = the image's
+    working_dir: str = ""  # "" = the image's, else /
+    read_only_rootfs: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    init: bool = False  # a minimal init as PID 1 (reaps zombies, forwards signals)
+    limits: Limits = Limits()
+    mounts: tuple[MountSpec, ...] = ()
+    volumes_from: tuple[str, ...] = ()  # container ids, each optionally suffixed ":ro"
+    restart: RestartPolicy = RestartPolicy()
+    rlimits: Mapping[str, int] = field(default_factory=lambda: dict(oci.DEFAULT_RLIMITS))
+    no_new_privileges: bool = True
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_max_files: int = 3
 
 
 @dataclass(frozen=True)
@@ -81,14 +100,21 @@ class ContainerState:
     image: str
     upper_dir: Path
     error: str = ""  # why the last start failed, if it did
+    oom_killed: bool = False
+    restarts: int = 0
+    volumes: tuple[str, ...] = ()
 
 
 class Runtime:
-    def __init__(self, root: Path, images: ImageStore) -> None:
+    def __init__(self, root: Path, images: ImageStore, cgroup_parent: str | None = None) -> None:
+        """``cgroup_parent``: where containers' cgroups go, relative to this process's own cgroup
+        unless absolute; by default one per root, so everything of one agent can be found and killed."""
         self.root = root
         self._containers = root / "containers"
         self._containers.mkdir(parents=True, exist_ok=True)
         self._images = images
+        self.volumes = Volumes(root / "volumes")
+        self.cgroup_parent = cgroup_parent or "moorage-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
@@ -96,24 +122,8 @@ class Runtime:
 
     def create(self, container_id: str, spec: ContainerSpec) -> ContainerState:
         if not _ID.match(container_id):
-            raise ValueError(f"invalid container id {container_id!r}: want [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}")
+            raise InvalidSpec(f"invalid container id {container_id!r}: want [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}")
         image = self._images.get(spec.image)
-        config = image.config
-        bundle = Bundle(
-            id=container_id,
-            name=spec.name,
-            image=image.reference,
-            image_digest=image.digest,
-            created_at=datetime.now(UTC),
-            args=process.command(spec.entrypoint, spec.args, config.entrypoint, config.cmd),
-            env=process.environment(config.env, spec.env, spec.name),
-            cwd=config.working_dir or "/",
-            hostname=spec.name,
-            lower_dirs=tuple(str(d) for d in image.layer_dirs),
-            stop_signal=int(spec.stop_signal),
-            stop_grace_period=spec.stop_grace_period,
-            labels=dict(spec.labels),
-        )
         with self._locked(container_id):
             path = self._containers / container_id
             try:
@@ -121,7 +131,28 @@ class Runtime:
             except FileExistsError:
                 raise ContainerExists(container_id) from None
             try:
-                ContainerDir(path).make(bundle)
+                cdir = ContainerDir(path)
+                try:
+                    caps.resolve(spec.cap_add, spec.cap_drop)
+                except ValueError as e:
+                    raise InvalidSpec(str(e)) from e
+                mounts, volume_names = self._mounts(spec, image)
+                config = self._config(spec, image, cdir, mounts)
+                bundle = Bundle(
+                    id=container_id,
+                    name=spec.name,
+                    image=image.reference,
+                    image_digest=image.digest,
+                    created_at=datetime.now(UTC),
+                    stop_signal=_stop_signal(spec, image),
+                    stop_grace_period=spec.stop_grace_period,
+                    labels=dict(spec.labels),
+                    restart=spec.restart,
+                    volumes=volume_names,
+                    log_max_bytes=spec.log_max_bytes,
+                    log_max_files=spec.log_max_files,
+                )
+                cdir.make(bundle, config)
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
@@ -133,7 +164,7 @@ class Runtime:
             state = self._derive(container_id)
             lifecycle.check(container_id, state.status, Action.START)
             cdir = self._dir(container_id)
-            if not cdir.read_bundle().args:
+            if not cdir.read_config()["process"]["args"]:
                 raise StartFailed(container_id, "no command: neither the spec nor the image gives an entrypoint or cmd")
             message = self._launch_shim(cdir)
             if "error" in message:
@@ -145,26 +176,31 @@ class Runtime:
         return self.start(container_id)
 
     def stop(self, container_id: str, timeout: float | None = None) -> ContainerState:
-        """Stop signal to PID 1, SIGKILL after the grace period; return the exited state."""
+        """No more restarts; the stop signal to PID 1, SIGKILL after the grace period; return the exited state."""
         with self._locked(container_id):
             state = self._derive(container_id)
             lifecycle.check(container_id, state.status, Action.STOP)
-            if state.status is ContainerStatus.RUNNING:
-                bundle = self._dir(container_id).read_bundle()
-                grace = bundle.stop_grace_period if timeout is None else timeout
-                self._terminate(container_id, bundle.stop_signal, grace)
+            bundle = self._dir(container_id).read_bundle()
+            grace = bundle.stop_grace_period if timeout is None else timeout
+            self._terminate(container_id, bundle.stop_signal, grace)
             return self._derive(container_id)
 
-    def remove(self, container_id: str, force: bool = False) -> None:
-        """Delete the container and its rw layer; ``force`` kills a running one first."""
+    def remove(self, container_id: str, force: bool = False, volumes: bool = False) -> None:
+        """Delete the container and its rw layer; ``force`` kills a running one first; ``volumes``
+        also removes its anonymous volumes that no other container uses."""
         with self._locked(container_id):
             state = self._derive(container_id)
             lifecycle.check(container_id, state.status, Action.FORCE_REMOVE if force else Action.REMOVE)
-            if state.status is ContainerStatus.RUNNING:
-                self._terminate(container_id, signal.SIGKILL, 0.0)
+            self._terminate(container_id, signal.SIGKILL, 0.0)
+            self._cgroup(container_id).remove()
             shutil.rmtree(self._dir(container_id).path)
         with self._guard:
             self._locks.pop(container_id, None)
+        if volumes:
+            in_use = self.volume_users()
+            for name in state.volumes:
+                if name.startswith("moorage-anon-") and not in_use.get(name):
+                    self.volumes.remove(name)
 
     def wait(self, container_id: str, timeout: float | None = None) -> ContainerState:
         """Block until the container is no longer running (or ``timeout`` passes); return its state."""
@@ -174,9 +210,35 @@ class Runtime:
             if remaining <= 0:
                 break
             record = self._dir(container_id).read_record()
-            shim, init = self._supervisor(record), ProcessRef(record.pid, record.pid_started)
-            (shim if shim.alive() else init).wait(remaining)
+            init = ProcessRef(record.pid, record.pid_started)
+            if init.alive():
+                init.wait(remaining)
+            else:  # the shim is recording the exit (it may live on, to restart the container)
+                self._supervisor(record).wait(min(remaining, EXIT_POLL))
         return state
+
+    def exec(
+        self,
+        container_id: str,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        tty: bool = False,
+        cwd: str = "",
+        size: tuple[int, int] = (24, 80),
+    ) -> ExecProcess:
+        """Start ``args`` inside the running container (its namespaces, root, env, user, cgroup)."""
+        state = self._derive(container_id)
+        lifecycle.check(container_id, state.status, Action.EXEC)
+        if not args:
+            raise InvalidSpec("exec needs a command")
+        request = {"op": "exec", "dir": str(self._dir(container_id).path), "args": list(args),
+                   "env": dict(env or {}), "tty": tty, "cwd": cwd}
+        return ExecProcess.start(container_id, request, tty, size)
+
+    def exec_run(self, container_id: str, args: Sequence[str], timeout: float = 30.0) -> tuple[int, bytes, bytes]:
+        """Run ``args`` in the container to its end: (exit code, stdout, stderr)."""
+        return self.exec(container_id, args).communicate(timeout)
 
     # --- inspection -----------------------------------------------------------------------
 
@@ -192,9 +254,12 @@ class Runtime:
                 continue  # being created or removed right now
         return states
 
-    def read_logs(self, container_id: str, *, tail: int = 0, follow: bool = False) -> Iterator[LogRecord]:
-        """Log records, oldest first: the last ``tail`` (all when 0); with ``follow``, then new ones
-        until the container is not running and the log is drained."""
+    def read_logs(
+        self, container_id: str, *, tail: int = 0, follow: bool = False, since: datetime | None = None
+    ) -> Iterator[LogRecord]:
+        """Log records, oldest first: those at or after ``since``, the last ``tail`` of them (all
+        when 0); with ``follow``, then new ones until the container is not running and the log
+        is drained. Kept after the container exits, until it is removed."""
         cdir = self._dir(container_id)
         self._derive(container_id)  # ContainerNotFound now, not at the first next()
 
@@ -204,12 +269,63 @@ class Runtime:
             except ContainerNotFound:
                 return True
 
-        return read_log(cdir.log_file, tail=tail, follow=follow, finished=finished)
+        return read_log(cdir.log_file, tail=tail, follow=follow, finished=finished, since=since)
+
+    def log_files(self, container_id: str) -> list[Path]:
+        return log_files(self._dir(container_id).log_file)
+
+    def bundle_dir(self, container_id: str) -> Path:
+        """The container's OCI bundle (config.json + rootfs)."""
+        self._derive(container_id)
+        return self._dir(container_id).path
+
+    # --- volumes and images in use --------------------------------------------------------
+
+    def volume_users(self) -> dict[str, list[str]]:
+        """Volume name -> the containers that hold it."""
+        users: dict[str, list[str]] = {}
+        for state in self.list():
+            for name in state.volumes:
+                users.setdefault(name, []).append(state.id)
+        return users
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        """Remove a volume; one some container holds only with ``force``."""
+        holders = self.volume_users().get(name, [])
+        if holders and not force:
+            raise VolumeInUse(name, holders)
+        self.volumes.remove(name)
+
+    def image_usage(self) -> Usage:
+        """The images and layers existing containers hold (for the image store's sweep)."""
+        digests, layers = set(), set()
+        for path in self._containers.iterdir():
+            cdir = ContainerDir(path)
+            try:
+                digests.add(cdir.read_bundle().image_digest)
+                lower = cdir.read_config().get("annotations", {}).get(oci.LOWER, "")
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            layers |= set(filter(None, lower.split(":")))
+        return Usage(frozenset(digests), frozenset(layers))
+
+    # --- the agent's cgroup ---------------------------------------------------------------
+
+    def kill_everything(self) -> None:
+        """SIGKILL every process in this runtime's cgroup parent: the clean-up of last resort."""
+        parent = Cgroup.locate(self.cgroup_parent)
+        parent.kill_all()
+        deadline = time.monotonic() + CGROUP_WAIT
+        while parent.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # --- internals ------------------------------------------------------------------------
 
     def _dir(self, container_id: str) -> ContainerDir:
         return ContainerDir(self._containers / container_id)
+
+    def _cgroup(self, container_id: str) -> Cgroup:
+        return Cgroup.locate(f"{self.cgroup_parent}/{container_id}")
 
     @contextmanager
     def _locked(self, container_id: str) -> Iterator[None]:
@@ -217,6 +333,81 @@ class Runtime:
             lock = self._locks.setdefault(container_id, threading.Lock())
         with lock:
             yield
+
+    def _mounts(self, spec: ContainerSpec, image: Image) -> tuple[list[oci.Mount], tuple[str, ...]]:
+        """The spec's mounts, the image's VOLUMEs not covered by them (as anonymous volumes), and
+        the mounts of ``volumes_from`` containers; with the names of the volumes held."""
+        mounts: list[oci.Mount] = []
+        held: list[str] = []
+        targets: set[str] = set()
+
+        def volume(name: str | None, target: str, read_only: bool) -> None:
+            vol: Volume = self.volumes.ensure(name, image.layer_dirs, target)
+            mounts.append(oci.Mount(target, str(vol.path), "bind", read_only))
+            held.append(vol.name)
+
+        for m in spec.mounts:
+            target = _absolute(m.target, "mount target")
+            targets.add(target)
+            if m.type == "volume":
+                volume(m.source or None, target, m.read_only)
+            elif m.type == "bind":
+                source = Path(m.source)
+                if not source.is_absolute() or not source.exists():
+                    raise InvalidSpec(f"bind mount source {m.source!r} for {target} must be an existing absolute path")
+                mounts.append(oci.Mount(target, str(source), "bind", m.read_only))
+            elif m.type == "tmpfs":
+                mounts.append(oci.Mount(target, "tmpfs", "tmpfs", m.read_only))
+            else:
+                raise InvalidSpec(f"unknown mount type {m.type!r} for {target}: want volume, bind or tmpfs")
+        for target in getattr(image.config, "volumes", ()):
+            if _absolute(target, "image VOLUME") not in targets:
+                targets.add(target)
+                volume(None, target, False)
+        for source_id in spec.volumes_from:
+            other_id, _, mode = source_id.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise InvalidSpec(f"volumes_from {source_id!r}: the mode must be ro or rw")
+            other = self._dir(other_id)
+            try:
+                other_mounts = other.read_config()["mounts"][len(oci.DEFAULT_MOUNTS):]
+                other_volumes = other.read_bundle().volumes
+            except FileNotFoundError:
+                raise ContainerNotFound(other_id) from None
+            for m in other_mounts:
+                if m["destination"] not in targets:
+                    targets.add(m["destination"])
+                    read_only = mode == "ro" or (mode == "" and "ro" in m["options"])
+                    mounts.append(oci.Mount(m["destination"], m["source"], m["type"], read_only))
+            held += other_volumes
+        return mounts, tuple(dict.fromkeys(held))
+
+    def _config(self, spec: ContainerSpec, image: Image, cdir: ContainerDir, mounts: list[oci.Mount]) -> dict[str, object]:
+        config = image.config
+        passwd, group = (_image_file(image, name) for name in ("etc/passwd", "etc/group"))
+        try:
+            user = users.resolve(spec.user or getattr(config, "user", ""), passwd, group)
+        except ValueError as e:
+            raise InvalidSpec(str(e)) from e
+        return oci.build(oci.ConfigInput(
+            args=process.command(spec.entrypoint, spec.args, config.entrypoint, config.cmd),
+            env=process.environment(config.env, spec.env, spec.name),
+            cwd=_absolute(spec.working_dir or config.working_dir or "/", "working dir"),
+            hostname=spec.name,
+            user=user,
+            capabilities=caps.resolve(spec.cap_add, spec.cap_drop),
+            no_new_privileges=spec.no_new_privileges,
+            rlimits=dict(spec.rlimits),
+            host_hard_limits={name: _hard_limit(name) for name in spec.rlimits},
+            read_only=spec.read_only_rootfs,
+            mounts=tuple(mounts),
+            limits=spec.limits,
+            cgroups_path=f"{self.cgroup_parent}/{cdir.path.name}",
+            overlay=oci.Overlay(tuple(str(d) for d in image.layer_dirs), str(cdir.upper), str(cdir.work)),
+            init=spec.init,
+            network_path=spec.netns_path or "",
+            host_network=spec.host_network,
+        ))
 
     def _derive(self, container_id: str) -> ContainerState:
         """The true state: the recorded one checked against the kernel (are shim and PID 1 alive?)."""
@@ -226,7 +417,6 @@ class Runtime:
             record = cdir.read_record()
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(container_id) from None
-        _reap_shims()
         init = ProcessRef(record.pid, record.pid_started)
         status = lifecycle.derive_status(record.status, self._supervisor(record).alive(), init.alive())
         if status is not record.status:
@@ -244,6 +434,9 @@ class Runtime:
             image=bundle.image,
             upper_dir=cdir.upper,
             error=record.error,
+            oom_killed=record.oom_killed,
+            restarts=record.restarts,
+            volumes=bundle.volumes,
         )
 
     @staticmethod
@@ -251,32 +444,12 @@ class Runtime:
         return ProcessRef(record.shim_pid, record.shim_started)
 
     def _launch_shim(self, cdir: ContainerDir) -> dict[str, object]:
-        """Start the shim and read its one-line report: {"pid": N} or {"error": reason}.
-
-        posix_spawn rather than Popen: the shim is meant to outlive this object (and this
-        process), so there is no Popen to keep; its pid is reaped by ``_reap_shims``. The ready
-        pipe stays CLOEXEC here and reaches the shim only as its fd 3, so shims spawned by other
-        threads at the same moment do not inherit it.
-        """
+        """Have the fork server fork a shim; read its one-line report: {"pid": N} or {"error": reason}."""
         ready_r, ready_w = os.pipe()
-        pythonpath = os.pathsep.join(filter(None, (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))
         try:
-            pid = os.posix_spawn(
-                sys.executable,
-                [sys.executable, "-S", "-m", "agent.runtime.shim", str(cdir.path), str(_SHIM_READY_FD)],
-                dict(os.environ, PYTHONPATH=pythonpath),
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, str(cdir.shim_log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640),
-                    (os.POSIX_SPAWN_DUP2, 1, 2),
-                    (os.POSIX_SPAWN_DUP2, ready_w, _SHIM_READY_FD),
-                ],
-                setsid=True,  # its own session: the agent's end (or its terminal's) does not reach it
-            )
+            forkserver.request({"op": "shim", "dir": str(cdir.path)}, [ready_w])
         finally:
             os.close(ready_w)
-        with _shims_lock:
-            _shims.add(pid)
         with os.fdopen(ready_r, "rb") as ready:
             raw = ready.read()
         if not raw:
@@ -286,13 +459,50 @@ class Runtime:
         return message
 
     def _terminate(self, container_id: str, sig: int, grace: float) -> None:
-        """Signal PID 1, SIGKILL it if still there after ``grace``, then wait for the shim to record the exit."""
+        """Tell the shim not to restart, signal PID 1, SIGKILL it if still there after ``grace``,
+        then wait for the shim to record the exit."""
         record = self._dir(container_id).read_record()
+        if not record.shim_pid:
+            return  # never started
+        shim = self._supervisor(record)
+        shim.signal(signal.SIGTERM)  # blocked in the shim: read as "no more restarts"
         init = ProcessRef(record.pid, record.pid_started)
-        init.signal(sig)
-        if not init.wait(grace):
-            # PID 1 of a PID namespace ignores signals it has no handler for; SIGKILL from outside it is not.
-            init.signal(signal.SIGKILL)
-            init.wait(KILL_WAIT)
-        self._supervisor(record).wait(SHIM_WAIT)
-        _reap_shims()
+        if init.alive():
+            init.signal(sig)
+            if not init.wait(grace):
+                # PID 1 of a PID namespace ignores signals it has no handler for; SIGKILL from outside it is not.
+                init.signal(signal.SIGKILL)
+                init.wait(KILL_WAIT)
+        shim.wait(SHIM_WAIT)
+
+
+def _absolute(path: str, what: str) -> str:
+    if not path.startswith("/"):
+        raise InvalidSpec(f"{what} {path!r} must be an absolute path")
+    return os.path.normpath(path)
+
+
+def _stop_signal(spec: ContainerSpec, image: Image) -> int:
+    if spec.stop_signal is not None:
+        return int(spec.stop_signal)
+    named = getattr(image.config, "stop_signal", "")
+    return process.parse_signal(named) if named else int(signal.SIGTERM)
+
+
+def _image_file(image: Image, relative: str) -> str:
+    """A file of the image as the container would see it: from the topmost layer that has it."""
+    for layer in reversed(image.layer_dirs):
+        candidate = layer / relative
+        if candidate.is_file() and not candidate.is_symlink():
+            return candidate.read_text(errors="replace")
+    return ""
+
+
+def _hard_limit(name: str) -> int:
+    try:
+        hard = resource.getrlimit(getattr(resource, name))[1]
+    except AttributeError:
+        raise InvalidSpec(f"unknown rlimit {name!r}: want a name of the resource module, e.g. RLIMIT_NOFILE") from None
+    return hard if hard != resource.RLIM_INFINITY else 2**63 - 1
+
+

@@ -6,6 +6,8 @@
     ├── ContainerNotFound          no container with that id
     ├── ContainerExists            the id is already taken
     ├── InvalidState               an illegal transition (e.g. start of a running container)
+    ├── InvalidSpec                a container spec the runtime cannot honour (also a ValueError)
+    ├── VolumeNotFound, VolumeInUse  (volumes.py) no such volume; removal of one a container holds
     └── StartFailed                the user command could not be exec'd; ``reason`` says why
 
 Callers check by class, never by message. Lower-level errors (OSError, tarfile.TarError,
@@ -58,3 +60,7 @@ class StartFailed(RuntimeFailure):
         super().__init__(f"start of container {container_id} failed: {reason}")
         self.container_id = container_id
         self.reason = reason
+
+
+class InvalidSpec(RuntimeFailure, ValueError):
+    """A container spec that cannot be honoured: the message names the field and the reason."""

@@ -1,11 +1,13 @@
 """The container state machine, pure: statuses, legal actions, and status re-derivation.
 
     create ──► CREATED ──start──► RUNNING ──(exit | stop)──► EXITED
-                  │                                            │
+                  │                  ▲                         │
+                  │                  └──restart (the shim's policy, after back-off)
                   └────────────────remove──────────────────────┴──► (gone)
 
-``stop`` of an EXITED container is a no-op (the goal already holds); ``remove`` of a RUNNING
-container needs ``force``. Everything else off this chart raises InvalidState.
+``exec`` needs RUNNING. ``stop`` of an EXITED container only cancels pending restarts (the goal
+already holds); ``remove`` of a RUNNING container needs ``force``. Everything else off this
+chart raises InvalidState.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Action(enum.StrEnum):
     STOP = "stop"
     REMOVE = "remove"
     FORCE_REMOVE = "force-remove"
+    EXEC = "exec in"
 
 
 _LEGAL: dict[Action, frozenset[ContainerStatus]] = {
@@ -33,6 +36,7 @@ _LEGAL: dict[Action, frozenset[ContainerStatus]] = {
     Action.STOP: frozenset({ContainerStatus.RUNNING, ContainerStatus.EXITED}),
     Action.REMOVE: frozenset({ContainerStatus.CREATED, ContainerStatus.EXITED}),
     Action.FORCE_REMOVE: frozenset(ContainerStatus),
+    Action.EXEC: frozenset({ContainerStatus.RUNNING}),
 }
 
 

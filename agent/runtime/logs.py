@@ -7,6 +7,7 @@ records keep microseconds, which is what ``datetime`` holds.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -76,21 +77,98 @@ def _cut(line: bytes) -> list[bytes]:
     return [line[i : i + MAX_LINE] for i in range(0, len(line), MAX_LINE)] or [b""]
 
 
-def read_log(path: Path, *, tail: int, follow: bool, finished: Callable[[], bool]) -> Iterator[LogRecord]:
-    """Records of the log at ``path``: the last ``tail`` (all when 0), then, with ``follow``,
-    new ones as they come until ``finished()`` holds and the file is drained."""
-    with open(path, encoding="ascii") as f:
+class LogWriter:
+    """Appends records to the log, rotating it past ``max_bytes``: log -> log.1 -> log.2 ... (oldest dropped)."""
+
+    def __init__(self, path: Path, max_bytes: int = 0, max_files: int = 1) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_files = max(1, max_files)
+        self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def write(self, data: bytes) -> None:
+        if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
+            self._rotate()
+        os.write(self._fd, data)
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        for n in range(self.max_files, 0, -1):
+            older = rotated(self.path, n - 1)
+            if older.exists():
+                os.replace(older, rotated(self.path, n))
+        self._fd = self._open()
+        self._size = 0
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def rotated(path: Path, n: int) -> Path:
+    """The n-th rotated file of ``path`` (n=0: the current one)."""
+    return path if n == 0 else path.with_name(f"{path.name}.{n}")
+
+
+def log_files(path: Path) -> list[Path]:
+    """The log's files, oldest first."""
+    older = []
+    n = 1
+    while rotated(path, n).exists():
+        older.append(rotated(path, n))
+        n += 1
+    return [*reversed(older), path]
+
+
+def read_log(
+    path: Path,
+    *,
+    tail: int,
+    follow: bool,
+    finished: Callable[[], bool],
+    since: datetime | None = None,
+) -> Iterator[LogRecord]:
+    """Records of the log at ``path`` and its rotated files: those at or after ``since``, the last
+    ``tail`` of them (all when 0), then, with ``follow``, new ones as they come until
+    ``finished()`` holds and the file is drained (following the file across rotations)."""
+    keep: Callable[[LogRecord], bool] = (lambda r: True) if since is None else (lambda r: r.time >= since)
+    backlog: list[LogRecord] = []
+    for older in log_files(path)[:-1]:
+        try:
+            backlog += [r for raw in older.read_text(encoding="ascii").splitlines() if raw and keep(r := parse_record(raw))]
+        except FileNotFoundError:
+            continue  # rotated away while we listed
+    f = open(path, encoding="ascii")
+    try:
         *complete, partial = f.read().split("\n")  # a trailing partial record is taken on the next read
-        for raw in complete[-tail:] if tail > 0 else complete:
-            yield parse_record(raw)
+        backlog += [r for raw in complete if keep(r := parse_record(raw))]
+        yield from backlog[-tail:] if tail > 0 else backlog
         while follow:
             done = finished()  # checked before reading, so nothing written before the exit is missed
             chunk = f.read()
             if chunk:
                 *complete, partial = (partial + chunk).split("\n")
                 for raw in complete:
-                    yield parse_record(raw)
+                    if keep(record := parse_record(raw)):
+                        yield record
+            elif _replaced(path, f.fileno()):
+                f.close()
+                f = open(path, encoding="ascii")
+                partial = ""
             elif done:
                 return
             else:
                 time.sleep(FOLLOW_POLL)
+    finally:
+        f.close()
+
+
+def _replaced(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino != os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

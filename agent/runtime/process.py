@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,3 +38,15 @@ def environment(image_env: Sequence[str], spec_env: Mapping[str, str], hostname:
     merged.setdefault("PATH", DEFAULT_PATH)
     merged.setdefault("HOSTNAME", hostname)
     return tuple(f"{key}={value}" for key, value in merged.items())
+
+
+def parse_signal(text: str) -> int:
+    """``SIGTERM``, ``TERM``, ``term`` or ``15`` -> 15; ValueError naming the text otherwise."""
+    if text.isdigit() and 0 < int(text) < signal.NSIG:
+        return int(text)
+    name = text.strip().upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"unknown signal {text!r}") from None

@@ -44,6 +44,8 @@ class ProcessRef:
         The pidfd is opened first and the start time checked after: if it still matches, the
         pidfd refers to our process and signals through it cannot hit a recycled PID.
         """
+        if self.pid <= 0:
+            return None
         try:
             fd = os.pidfd_open(self.pid)
         except ProcessLookupError:

@@ -1,15 +1,19 @@
-"""The per-container supervisor: ``python -m agent.runtime.shim <container dir> <ready fd>``.
+"""The per-container supervisor, forked by the fork server (see forkserver.py) for every start.
 
-Started by Runtime.start in a session of its own, so it outlives the agent. It
+It runs in a session of its own, so it outlives the agent and the fork server. It
 
-1. unshares a PID namespace and forks the container's PID 1, which enters the other
-   namespaces, mounts its root (see rootfs) and execs the user command;
+1. makes the container's cgroup, unshares a PID namespace and forks the container's PID 1,
+   which joins the cgroup, enters the other namespaces, builds its root (see executor) and
+   execs the user command — or, with the init annotation, stays PID 1 as a minimal init;
 2. learns the outcome through a CLOEXEC pipe: closed by a successful execve, or carrying
    the error text;
 3. records ``running`` (or the failure) in state.json, then reports one JSON line on the
    ready fd ({"pid": N} or {"error": "..."}) and closes it, which unblocks Runtime.start;
-4. writes the container's stdout/stderr to the JSON-lines log until both reach EOF;
-5. reaps PID 1 and records the exit code (128+N for death by signal N) and time.
+4. writes the container's stdout/stderr to the JSON-lines log (rotated by size) until EOF;
+5. reaps PID 1 and records the exit code (128+N for death by signal N), time and OOM kill;
+6. restarts it per the restart policy, with back-off, unless asked to stop: SIGTERM to the
+   shim (blocked here, so it stays pending and is checked at each exit) means "no more
+   restarts" (Runtime.stop sends it before signalling PID 1).
 """
 
 from __future__ import annotations
@@ -19,20 +23,23 @@ import json
 import os
 import selectors
 import signal
-import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from agent.runtime import rootfs
+from agent.runtime import executor, oci
 from agent.runtime import syscalls as sc
-from agent.runtime.bundle import Bundle, ContainerDir, Record
+from agent.runtime.bundle import ContainerDir, Record
+from agent.runtime.cgroups import Cgroup
 from agent.runtime.lifecycle import ContainerStatus
-from agent.runtime.logs import LineSplitter, format_record
+from agent.runtime.logs import LineSplitter, LogWriter, format_record
 from agent.runtime.procinfo import start_time
 
 EXEC_FAILED = 127
+STOP = signal.SIGTERM
+FORWARDED = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD))
 
 
 class StartError(Exception):
@@ -49,33 +56,75 @@ def exit_code(wait_status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _container_init(bundle: Bundle, cdir: ContainerDir, stdio: tuple[int, int, int], err_w: int) -> NoReturn:
-    """In the forked child: become the container and exec, or write why not to ``err_w``."""
+def exec_process(process: Mapping[str, Any]) -> NoReturn:
+    """Become the user command: default signal dispositions and mask, then execvpe."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the user command should not
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    args = process["args"]
+    env = dict(entry.partition("=")[::2] for entry in process.get("env", []))
     try:
-        for target, fd in enumerate(stdio):
-            os.dup2(fd, target)
-        rootfs.enter(bundle, cdir)
-        os.makedirs(bundle.cwd, exist_ok=True)
-        os.chdir(bundle.cwd)
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the user command should not
-            signal.signal(sig, signal.SIG_DFL)
-        env = dict(entry.partition("=")[::2] for entry in bundle.env)
-        try:
-            os.execvpe(bundle.args[0], list(bundle.args), env)
-        except OSError as e:
-            reason = f"exec: {bundle.args[0]}: {e.strerror}"
-    except BaseException as e:  # anything at all: the parent must hear about it, and we must not return
-        reason = str(e) or repr(e)
+        os.execvpe(args[0], args, env)
+    except OSError as e:
+        raise StartError(f"exec: {args[0]}: {e.strerror}") from e
+
+
+def minimal_init(process: Mapping[str, Any], err_w: int) -> NoReturn:
+    """PID 1 that forks the command, forwards every signal to it and reaps every orphan.
+
+    It is this very (forked, already imported) Python process, so no init binary has to be in
+    the image or bind-mounted into it; it exits with the command's status, which ends the PID
+    namespace and everything left in it, as tini does.
+    """
+    child = os.fork()
+    if child == 0:
+        _exec_or_report(process, err_w)
+    os.close(err_w)
+    for sig in FORWARDED:
+        signal.signal(sig, lambda number, _: os.kill(child, number))
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            os._exit(exit_code(status))
+
+
+def _exec_or_report(process: Mapping[str, Any], err_w: int) -> NoReturn:
+    try:
+        exec_process(process)
+    except BaseException as e:  # anything at all: the shim must hear about it, and we must not return
+        _fail(err_w, str(e) or repr(e))
+
+
+def _fail(err_w: int, reason: str) -> NoReturn:
     try:
         os.write(err_w, reason.encode())
     finally:
         os._exit(EXEC_FAILED)
 
 
-def spawn(bundle: Bundle, cdir: ContainerDir) -> tuple[int, int, int]:
-    """Fork the container's PID 1; return (pid, stdout read fd, stderr read fd) once it has exec'd."""
+def _container_init(config: Mapping[str, Any], cdir: ContainerDir, cgroup: Cgroup | None,
+                    stdio: tuple[int, int, int], err_w: int) -> NoReturn:
+    """In the forked child: become the container and exec, or write why not to ``err_w``."""
     try:
-        sc.unshare(sc.CLONE_NEWPID)
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        if cgroup is not None:
+            cgroup.join()
+        executor.enter(config, cdir.path)
+        executor.drop_privileges(config["process"])
+        if config.get("annotations", {}).get(oci.INIT) == "true":
+            minimal_init(config["process"], err_w)
+    except BaseException as e:
+        _fail(err_w, str(e) or repr(e))
+    _exec_or_report(config["process"], err_w)
+
+
+def spawn(config: Mapping[str, Any], cdir: ContainerDir, cgroup: Cgroup | None, host_pidns: int) -> tuple[int, int, int]:
+    """Fork the container's PID 1 in a new PID namespace; return (pid, stdout fd, stderr fd) once it has exec'd."""
+    try:
+        sc.setns(host_pidns, sc.CLONE_NEWPID)  # children in our own namespace again (after a restart)...
+        sc.unshare(sc.CLONE_NEWPID)  # ...then in a new one
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         sync_r, sync_w = os.pipe()
@@ -84,7 +133,7 @@ def spawn(bundle: Bundle, cdir: ContainerDir) -> tuple[int, int, int]:
     except OSError as e:
         raise StartError(str(e)) from e
     if pid == 0:
-        _container_init(bundle, cdir, (devnull, out_w, err_w), sync_w)
+        _container_init(config, cdir, cgroup, (devnull, out_w, err_w), sync_w)
     for fd in (out_w, err_w, sync_w, devnull):
         os.close(fd)
     with os.fdopen(sync_r, "rb") as sync:
@@ -97,9 +146,8 @@ def spawn(bundle: Bundle, cdir: ContainerDir) -> tuple[int, int, int]:
     return pid, out_r, err_r
 
 
-def pump_logs(log_path: Path, streams: dict[int, str]) -> None:
+def pump_logs(log: LogWriter, streams: dict[int, str]) -> None:
     """Copy each stream into the log as JSON lines until every stream reaches EOF."""
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     splitters = {fd: LineSplitter() for fd in streams}
     with selectors.DefaultSelector() as sel:
         for fd in streams:
@@ -111,15 +159,16 @@ def pump_logs(log_path: Path, streams: dict[int, str]) -> None:
                 lines = splitters[fd].feed(chunk) if chunk else splitters[fd].flush()
                 if lines:
                     stamp = time.time_ns()
-                    os.write(log, b"".join(format_record(streams[fd], line, stamp) for line in lines))
+                    log.write(b"".join(format_record(streams[fd], line, stamp) for line in lines))
                 if not chunk:
                     sel.unregister(fd)
                     os.close(fd)
-    os.close(log)
 
 
 def report(ready_fd: int, message: dict[str, object]) -> None:
     """Tell Runtime.start how it went; it may be gone (agent killed): that must not stop us."""
+    if ready_fd < 0:
+        return
     try:
         os.write(ready_fd, json.dumps(message).encode())
     except OSError:
@@ -128,37 +177,69 @@ def report(ready_fd: int, message: dict[str, object]) -> None:
         os.close(ready_fd)
 
 
-def main(argv: list[str]) -> int:
+def stop_requested(wait: float = 0.0) -> bool:
+    """True once STOP was sent to us (it is blocked, so it waits as pending); waits up to ``wait`` for it."""
+    if STOP in signal.sigpending():
+        return True
+    return wait > 0 and signal.sigtimedwait([STOP], wait) is not None
+
+
+def run(path: str, ready_fd: int) -> int:
+    """The shim's life for the container at ``path``; ``ready_fd`` gets the start report."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, [STOP])
     os.chdir("/")  # hold no directory of the agent's busy
-    cdir = ContainerDir(Path(argv[1]))
-    ready_fd = int(argv[2])
-    os.set_inheritable(ready_fd, False)
+    cdir = ContainerDir(Path(path))
     me = os.getpid()
     base = Record(ContainerStatus.CREATED, shim_pid=me, shim_started=start_time(me) or 0)
+    host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         bundle = cdir.read_bundle()
-        pid, out_r, err_r = spawn(bundle, cdir)
-    except (StartError, OSError, ValueError) as e:
-        cdir.write_record(
-            dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(), exit_code=EXEC_FAILED, error=str(e))
-        )
-        report(ready_fd, {"error": str(e)})
+        config = cdir.read_config()
+        path_of_cgroup = config["linux"].get("cgroupsPath", "")
+        cgroup = Cgroup.locate(path_of_cgroup) if path_of_cgroup else None
+        if cgroup is not None:
+            cgroup.create(oci.limits_of(config))
+        log = LogWriter(cdir.log_file, bundle.log_max_bytes, bundle.log_max_files)
+    except (OSError, ValueError, KeyError) as e:
+        cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
+                                              exit_code=EXEC_FAILED, error=f"setup: {e}"))
+        report(ready_fd, {"error": f"setup: {e}"})
         return 1
-    running = dataclasses.replace(
-        base, status=ContainerStatus.RUNNING, pid=pid, pid_started=start_time(pid) or 0, started_at=now()
-    )
-    cdir.write_record(running)
-    report(ready_fd, {"pid": pid})
-    pump_logs(cdir.log_file, {out_r: "stdout", err_r: "stderr"})
-    _, status = os.waitpid(pid, 0)
-    try:
-        cdir.write_record(
-            dataclasses.replace(running, status=ContainerStatus.EXITED, finished_at=now(), exit_code=exit_code(status))
-        )
-    except FileNotFoundError:
-        pass  # removed while we drained: nobody is left to read the record
+    restarts = streak = 0
+    while True:
+        ooms_before = cgroup.oom_count() if cgroup is not None else 0
+        try:
+            pid, out_r, err_r = spawn(config, cdir, cgroup, host_pidns)
+        except StartError as e:
+            cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
+                                                  exit_code=EXEC_FAILED, restarts=restarts, error=str(e)))
+            report(ready_fd, {"error": str(e)})
+            ready_fd = -1
+            code, ran = EXEC_FAILED, 0.0
+        else:
+            running = dataclasses.replace(base, status=ContainerStatus.RUNNING, pid=pid,
+                                          pid_started=start_time(pid) or 0, started_at=now(), restarts=restarts)
+            cdir.write_record(running)
+            report(ready_fd, {"pid": pid})
+            ready_fd = -1
+            pump_logs(log, {out_r: "stdout", err_r: "stderr"})
+            _, status = os.waitpid(pid, 0)
+            code = exit_code(status)
+            oom = cgroup is not None and cgroup.oom_count() > ooms_before
+            finished = now()
+            ran = (finished - running.started_at).total_seconds() if running.started_at else 0.0
+            try:
+                cdir.write_record(dataclasses.replace(running, status=ContainerStatus.EXITED, finished_at=finished,
+                                                      exit_code=code, oom_killed=oom))
+            except FileNotFoundError:
+                break  # removed while we drained: nobody is left to read the record
+        if stop_requested() or not bundle.restart.should_restart(code, restarts):
+            break
+        streak = 0 if ran >= bundle.restart.window else streak + 1
+        if stop_requested(bundle.restart.backoff(streak)):
+            break
+        restarts += 1
+    log.close()
+    if cgroup is not None:
+        cgroup.remove()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -19,12 +19,14 @@ CREATED, RUNNING, EXITED = ContainerStatus.CREATED, ContainerStatus.RUNNING, Con
 
 def test_public_surface() -> None:
     assert sorted(agent.runtime.__all__) == sorted(
-        ["ContainerExists", "ContainerNotFound", "ContainerSpec", "ContainerState", "ContainerStatus", "Image",
-         "ImageConfig", "ImageNotFound", "ImageStore", "InvalidImage", "InvalidState", "LogRecord", "Runtime",
-         "RuntimeFailure", "StartFailed"]
+        ["ContainerExists", "ContainerNotFound", "ContainerSpec", "ContainerState", "ContainerStatus", "ExecFailed",
+         "ExecProcess", "Image", "ImageConfig", "ImageNotFound", "ImageStore", "InvalidImage", "InvalidSpec",
+         "InvalidState", "Limits", "LogRecord", "MountSpec", "RestartPolicy", "Runtime", "RuntimeFailure",
+         "StartFailed", "VolumeInUse", "VolumeNotFound"]
     )
     assert all(issubclass(getattr(agent.runtime, n), agent.runtime.RuntimeFailure)
-               for n in ("ContainerExists", "ContainerNotFound", "ImageNotFound", "InvalidImage", "InvalidState", "StartFailed"))
+               for n in ("ContainerExists", "ContainerNotFound", "ExecFailed", "ImageNotFound", "InvalidImage",
+                         "InvalidSpec", "InvalidState", "StartFailed", "VolumeInUse", "VolumeNotFound"))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,163 @@
+"""The fork server: one long-lived, single-threaded Python process that forks shims and exec helpers.
+
+Starting a shim as a new Python process costs ~100 ms (interpreter start + imports) on every
+container start; forking it from a process that has already imported everything costs well
+under a millisecond, and keeps the fork out of the agent's threaded, asyncio process.
+
+    Runtime ──sendmsg(JSON request + fds)──► fork server ──fork──► shim (setsid) ──fork──► PID 1
+             (SOCK_SEQPACKET socketpair)        │                     (see shim.py)
+             ◄── the request's own pipe ────────┼──────────────── report / exit status
+                                               └─ reaps its children; exits when the lifeline
+                                                  pipe from its owner reaches EOF
+
+Each forked child starts a new session and closes the server's sockets, so it outlives the
+fork server and the agent; the fork server itself ends with the process that started it.
+Requests carry their own reply fds (the shim's ready pipe, exec's stdio and status pipe),
+so concurrent callers never read each other's answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from agent.runtime import nsexec, shim
+
+MAX_REQUEST = 1 << 16
+MAX_FDS = 8
+_SOCK_FD, _LIFELINE_FD = 3, 4
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `agent` package
+
+
+# --- the server side ------------------------------------------------------------------------
+
+
+def _reap(*_: object) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _child(request: dict[str, Any], fds: list[int], server_fds: tuple[int, ...]) -> int:
+    for fd in server_fds:
+        os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()  # a session of its own: the agent's end (or its terminal's) does not reach it
+    if request["op"] == "shim":
+        log = os.open(Path(request["dir"]) / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        return shim.run(request["dir"], fds[0])
+    return nsexec.run(request, fds)
+
+
+def serve(sock_fd: int, lifeline_fd: int) -> None:
+    sock = socket.socket(fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, _reap)
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ)
+        sel.register(lifeline_fd, selectors.EVENT_READ)
+        while True:
+            for key, _ in sel.select():
+                if key.fd == lifeline_fd:
+                    return  # our owner is gone
+                message, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
+                if not message:
+                    return
+                for fd in fds:  # received fds are inheritable: no container may keep a reply pipe open
+                    os.set_inheritable(fd, False)
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        code = _child(json.loads(message), fds, (sock.fileno(), lifeline_fd))
+                    except BaseException:
+                        traceback.print_exc()
+                    finally:
+                        os._exit(code)
+                for fd in fds:
+                    os.close(fd)
+
+
+# --- the client side ------------------------------------------------------------------------
+
+
+class ForkServer:
+    """A handle on a fork server process owned by this process."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        lifeline_r, self._lifeline = os.pipe()
+        pythonpath = os.pathsep.join(filter(None, (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-S", "-m", "agent.runtime.forkserver", str(_SOCK_FD), str(_LIFELINE_FD)],
+                dict(os.environ, PYTHONPATH=pythonpath),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, theirs.fileno(), _SOCK_FD),
+                    (os.POSIX_SPAWN_DUP2, lifeline_r, _LIFELINE_FD),
+                ],
+            )
+        finally:
+            theirs.close()
+            os.close(lifeline_r)
+        self._sock = ours
+
+    def request(self, message: dict[str, Any], fds: list[int]) -> None:
+        """Have the server fork a child for ``message``; ``fds`` reach the child (ours stay open)."""
+        socket.send_fds(self._sock, [json.dumps(message).encode()], fds)
+
+    def alive(self) -> bool:
+        try:
+            return os.waitpid(self.pid, os.WNOHANG)[0] == 0
+        except ChildProcessError:
+            return False
+
+    def close(self) -> None:
+        """Close our ends: the server sees EOF and exits (children it forked live on)."""
+        self._sock.close()
+        os.close(self._lifeline)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+_lock = threading.Lock()
+_server: ForkServer | None = None
+
+
+def request(message: dict[str, Any], fds: list[int]) -> None:
+    """Send ``message`` to this process's fork server, starting (or restarting) it as needed."""
+    global _server
+    with _lock:
+        if _server is not None and not _server.alive():
+            _server.close()
+            _server = None
+        if _server is None:
+            _server = ForkServer()
+        server = _server
+    server.request(message, fds)
+
+
+if __name__ == "__main__":
+    # posix_spawn has no close_fds: drop whatever inheritable fds the owner had, so that no
+    # shim or container holds them.
+    os.closerange(max(_SOCK_FD, _LIFELINE_FD) + 1, os.sysconf("SC_OPEN_MAX"))
+    serve(int(sys.argv[1]), int(sys.argv[2]))
