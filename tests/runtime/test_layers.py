@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from agent.runtime import ImageStore, InvalidImage
+from agent.runtime import ImageStore, InvalidImage, archive
 from agent.runtime.layers import check_members, unpack, write_tar
 
 
@@ -112,3 +114,62 @@ def test_oci_whiteouts_become_overlay_whiteouts(tmp_path: Path) -> None:
     gone = (tmp_path / "out" / "d" / "gone").lstat()
     assert (os.major(gone.st_rdev), os.minor(gone.st_rdev)) == (0, 0) and gone.st_mode & 0o170000 == 0o020000
     assert os.getxattr(tmp_path / "out" / "d", "trusted.overlay.opaque") == b"y"
+
+
+CHR, BLK = tarfile.CHRTYPE, tarfile.BLKTYPE
+
+HOSTILE_SPECIALS = {
+    "whiteout of the parent": [member("a", DIR), member("a/.wh..")],
+    "whiteout of nothing": [member(".wh.")],
+    "whiteout through a symlink": [member("l", SYM, "/etc"), member("l/.wh.passwd")],
+    "char device outside dev": [member("data/disk", CHR)],
+    "block device outside dev": [member("sda", BLK)],
+}
+
+
+@pytest.mark.parametrize("members", HOSTILE_SPECIALS.values(), ids=HOSTILE_SPECIALS.keys())
+def test_hostile_whiteouts_and_devices_are_refused(members: list[tarfile.TarInfo]) -> None:
+    with pytest.raises(InvalidImage):
+        check_members(members)
+
+
+def test_device_nodes_under_dev_are_created(tmp_path: Path) -> None:
+    null = member("dev/null", CHR)
+    null.devmajor, null.devminor, null.mode = 1, 3, 0o666
+    tar = make_tar(tmp_path / "d.tar", [member("dev", DIR), null, member("run/fifo", tarfile.FIFOTYPE)])
+    unpack(tar, tmp_path / "out")
+    st = (tmp_path / "out" / "dev" / "null").lstat()
+    assert os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3
+
+
+def test_loading_an_escaping_layer_leaves_nothing_outside_the_store(tmp_path: Path) -> None:
+    make_tar(tmp_path / "bad.tar", ESCAPING["write through symlink"])  # our store would refuse it: a layout by hand
+    layout = tmp_path / "layout"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    layer = (tmp_path / "bad.tar").read_bytes()
+    layer_digest = put(layer)
+    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": len(layer)}],
+    }).encode()
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                "digest": put(manifest), "size": len(manifest),
+                                                "annotations": {"org.opencontainers.image.ref.name": "evil:1"}}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    store_root = tmp_path / "moorage-dst"
+    store = ImageStore(store_root)
+    assert not Path("/evil").exists()
+    with pytest.raises(InvalidImage, match="through the symlink"):
+        archive.load(store, layout)
+    assert store.list() == [] and list((store_root / "layers").iterdir()) == []
+    assert not Path("/evil").exists() and list(tmp_path.rglob("evil")) == []  # the member link/evil went nowhere

@@ -146,3 +146,17 @@ def test_a_blob_the_registry_serves_wrong_or_oversized_is_refused(
         assert list((target.root / "layers").iterdir()) == []
     finally:
         data.write_bytes(original)
+
+
+def test_push_by_digest_and_a_manifest_over_the_bound(tmp_path: Path, registry: Registry, busybox_rootfs: Path) -> None:
+    store = ImageStore(tmp_path / "moorage-src")
+    image = store.import_rootfs(busybox_rootfs, "dg:1")
+    client = RegistryClient(RegistrySettings())
+    assert client.push(store, "dg:1", f"{registry.address}/dg@{image.digest}") == image.digest
+    with pytest.raises(RegistryError, match="not sha256:0"):
+        client.push(store, "dg:1", f"{registry.address}/dg@sha256:{'0' * 64}")
+    tiny = ImageStore(tmp_path / "moorage-tiny", Limits(manifest=64))
+    with pytest.raises(InvalidImage, match="over the bound of 64"):
+        client.pull(tiny, f"{registry.address}/dg@{image.digest}")
+    assert tiny.blobs.digests() == []
+    assert client.pull(ImageStore(tmp_path / "moorage-dst"), f"{registry.address}/dg@{image.digest}").digest == image.digest
