@@ -18,6 +18,7 @@ the TTL finds its node still up. Any controller may hold any node's session.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -86,6 +87,10 @@ class _Connection:
     node_id: str
     register: agent_pb2.Register
     lease: int = 0
+    # The latest unrecorded status of each task: a burst of reports is coalesced
+    # and never holds up the heartbeats behind it.
+    statuses: dict[str, agent_pb2.TaskStatus] = field(default_factory=dict)
+    reported: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: asyncio.Queue[agent_pb2.ControllerMessage] = field(default_factory=asyncio.Queue)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -172,7 +177,11 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         conn.send(agent_pb2.ControllerMessage(registered=registered))
         conn.dirty.set()
         bound.info("agent registered", address=register.address)
-        helpers = [asyncio.create_task(self._write(conn, context)), asyncio.create_task(self._assign(conn))]
+        helpers = [
+            asyncio.create_task(self._write(conn, context)),
+            asyncio.create_task(self._assign(conn)),
+            asyncio.create_task(self._record(conn)),
+        ]
         try:
             async for message in messages:
                 await self._receive(conn, message)
@@ -251,10 +260,8 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
     async def _receive(self, conn: _Connection, message: agent_pb2.AgentMessage) -> None:
         kind = message.WhichOneof("body")
         if kind == "status":
-            try:
-                await retry_on_conflict(lambda: self._record_status(conn.node_id, message.status))
-            except Exception:
-                log.error("could not record task status", node=conn.node_id, task=message.status.task_id, exc_info=True)
+            conn.statuses[message.status.task_id] = message.status
+            conn.reported.set()
         elif kind == "heartbeat":
             try:
                 await self._heartbeat(conn)
@@ -264,6 +271,18 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             self._route_logs(message.logs)
         else:
             log.warning("unexpected agent message", node=conn.node_id, kind=kind)
+
+    async def _record(self, conn: _Connection) -> None:
+        """Write the agent's reports to etcd, in the background of the session."""
+        while True:
+            await conn.reported.wait()
+            conn.reported.clear()
+            batch, conn.statuses = conn.statuses, {}
+            for status in batch.values():
+                try:
+                    await retry_on_conflict(functools.partial(self._record_status, conn.node_id, status))
+                except Exception:
+                    log.error("could not record task status", node=conn.node_id, task=status.task_id, exc_info=True)
 
     async def _record_status(self, node_id: str, status: agent_pb2.TaskStatus) -> None:
         task = await self._store.get_task(status.task_id)

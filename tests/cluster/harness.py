@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from moorage.localcluster.cluster import MOOR, LocalCluster
+from moorage.localcluster.cluster import MOOR, AgentHost, LocalCluster
 from moorage.localcluster.procs import wait_for
 from moorage.v1 import control_pb2, types_pb2
+
+if TYPE_CHECKING:
+    from agent.runtime.containers import ContainerState
 
 S = types_pb2.TaskState
 
@@ -20,8 +24,9 @@ def moor(cluster: LocalCluster, *args: str, check: bool = True, timeout: float =
     return result
 
 
-def tasks(cluster: LocalCluster, service: str = "") -> list[types_pb2.Task]:
-    return list(cluster.control().ListTasks(control_pb2.ListTasksRequest(service=service), timeout=5).tasks)
+def tasks(cluster: LocalCluster, service: str = "", *, all: bool = False) -> list[types_pb2.Task]:  # noqa: A002
+    request = control_pb2.ListTasksRequest(service=service, all=all)
+    return list(cluster.control().ListTasks(request, timeout=5).tasks)
 
 
 def wait_tasks(
@@ -51,3 +56,35 @@ def running(count: int) -> Callable[[list[types_pb2.Task]], bool]:
         return len(live) == count and all(t.observed_state == S.TASK_STATE_RUNNING for t in live)
 
     return check
+
+
+def live(found: list[types_pb2.Task]) -> list[types_pb2.Task]:
+    return [t for t in found if t.desired_state == S.TASK_STATE_RUNNING]
+
+
+def one_running_per_slot(replicas: int, avoid: str = "") -> Callable[[list[types_pb2.Task]], bool]:
+    """Exactly one live task per slot 1..replicas, each RUNNING, none on node ``avoid``."""
+
+    def check(found: list[types_pb2.Task]) -> bool:
+        tasks_ = live(found)
+        return (
+            sorted(t.slot for t in tasks_) == list(range(1, replicas + 1))
+            and all(t.observed_state == S.TASK_STATE_RUNNING for t in tasks_)
+            and all(t.node_id != avoid for t in tasks_)
+        )
+
+    return check
+
+
+def containers(agent: AgentHost) -> dict[str, ContainerState]:
+    """The containers a host's runtime holds, by id, read from its state directory."""
+    from agent.runtime.containers import Runtime
+    from agent.runtime.images import ImageStore
+
+    return {c.id: c for c in Runtime(agent.state_dir, ImageStore(agent.state_dir / "images")).list()}
+
+
+def running_containers(agent: AgentHost) -> set[str]:
+    from agent.runtime.containers import ContainerStatus
+
+    return {c.id for c in containers(agent).values() if c.status is ContainerStatus.RUNNING}
