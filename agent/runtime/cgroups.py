@@ -14,6 +14,7 @@ a kernel; ``Cgroup`` does the I/O.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 from collections.abc import Iterator
@@ -109,6 +110,13 @@ def hierarchies(mounts: str) -> dict[str, Path]:
     return found
 
 
+@functools.cache
+def layout() -> tuple[dict[str, Path], dict[str, str]]:
+    """(hierarchies, own cgroups) of this process, read once: the fork server reads it at start
+    and every shim it forks inherits the answer."""
+    return hierarchies(Path("/proc/self/mounts").read_text()), own_cgroups(Path("/proc/self/cgroup").read_text())
+
+
 @dataclass(frozen=True)
 class Cgroup:
     """One cgroup, as a directory per v1 controller, or one v2 directory."""
@@ -118,8 +126,7 @@ class Cgroup:
 
     @classmethod
     def locate(cls, path: str) -> Cgroup:
-        mounts = hierarchies(Path("/proc/self/mounts").read_text())
-        own = own_cgroups(Path("/proc/self/cgroup").read_text())
+        mounts, own = layout()
         v1 = all(c in mounts for c in CONTROLLERS)
         if not v1 and V2 not in mounts:
             raise OSError(errno.ENOENT, "no cgroup hierarchy with the memory, cpu and pids controllers is mounted")

@@ -415,7 +415,7 @@ class Runtime:
         try:
             bundle = cdir.read_bundle()
             record = cdir.read_record()
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, ValueError, TypeError):  # gone, or torn by a crash
             raise ContainerNotFound(container_id) from None
         init = ProcessRef(record.pid, record.pid_started)
         status = lifecycle.derive_status(record.status, self._supervisor(record).alive(), init.alive())

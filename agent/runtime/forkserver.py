@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from agent.runtime import nsexec, shim
+from agent.runtime import cgroups, nsexec, shim
 
 MAX_REQUEST = 1 << 16
 MAX_FDS = 8
@@ -160,4 +160,5 @@ if __name__ == "__main__":
     # posix_spawn has no close_fds: drop whatever inheritable fds the owner had, so that no
     # shim or container holds them.
     os.closerange(max(_SOCK_FD, _LIFELINE_FD) + 1, os.sysconf("SC_OPEN_MAX"))
+    cgroups.layout()  # once here rather than in every shim
     serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -142,7 +142,11 @@ def read_log(
             backlog += [r for raw in older.read_text(encoding="ascii").splitlines() if raw and keep(r := parse_record(raw))]
         except FileNotFoundError:
             continue  # rotated away while we listed
-    f = open(path, encoding="ascii")
+    try:
+        f = open(path, encoding="ascii")
+    except FileNotFoundError:  # the container has not started: nothing yet
+        yield from backlog
+        return
     try:
         *complete, partial = f.read().split("\n")  # a trailing partial record is taken on the next read
         backlog += [r for raw in complete if keep(r := parse_record(raw))]

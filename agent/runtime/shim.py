@@ -3,8 +3,9 @@
 It runs in a session of its own, so it outlives the agent and the fork server. It
 
 1. makes the container's cgroup, unshares a PID namespace and forks the container's PID 1,
-   which joins the cgroup, enters the other namespaces, builds its root (see executor) and
-   execs the user command — or, with the init annotation, stays PID 1 as a minimal init;
+   which enters the other namespaces and builds its root (see executor) while the shim moves
+   it into the cgroup, then execs the user command — or, with the init annotation, stays
+   PID 1 as a minimal init;
 2. learns the outcome through a CLOEXEC pipe: closed by a successful execve, or carrying
    the error text;
 3. records ``running`` (or the failure) in state.json, then reports one JSON line on the
@@ -24,7 +25,7 @@ import os
 import selectors
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -103,16 +104,22 @@ def _fail(err_w: int, reason: str) -> NoReturn:
         os._exit(EXEC_FAILED)
 
 
-def _container_init(config: Mapping[str, Any], cdir: ContainerDir, cgroup: Cgroup | None,
-                    stdio: tuple[int, int, int], err_w: int) -> NoReturn:
-    """In the forked child: become the container and exec, or write why not to ``err_w``."""
+def _container_init(config: Mapping[str, Any], cdir: ContainerDir, stdio: tuple[int, int, int], go_r: int,
+                    err_w: int) -> NoReturn:
+    """In the forked child: become the container and exec, or write why not to ``err_w``.
+
+    The shim moves us into the cgroup meanwhile (a cgroup v1 migration waits for an RCU grace
+    period per hierarchy, so it overlaps our mounts instead of preceding them); ``go_r`` says
+    when it is done, and nothing of the user's runs before.
+    """
     try:
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
-        if cgroup is not None:
-            cgroup.join()
+        _close_fds_except({0, 1, 2, go_r, err_w})  # a minimal init never execs: CLOEXEC would not close them
         executor.enter(config, cdir.path)
         executor.drop_privileges(config["process"])
+        if os.read(go_r, 1) != b"1":
+            raise StartError("the shim could not place the container in its cgroup")
         if config.get("annotations", {}).get(oci.INIT) == "true":
             minimal_init(config["process"], err_w)
     except BaseException as e:
@@ -120,29 +127,54 @@ def _container_init(config: Mapping[str, Any], cdir: ContainerDir, cgroup: Cgrou
     _exec_or_report(config["process"], err_w)
 
 
-def spawn(config: Mapping[str, Any], cdir: ContainerDir, cgroup: Cgroup | None, host_pidns: int) -> tuple[int, int, int]:
-    """Fork the container's PID 1 in a new PID namespace; return (pid, stdout fd, stderr fd) once it has exec'd."""
+def _close_fds_except(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the directory's own fd, already closed
+
+
+def spawn(
+    config: Mapping[str, Any], cdir: ContainerDir, place: Callable[[int], None], host_pidns: int
+) -> tuple[int, int, int]:
+    """Fork the container's PID 1 in a new PID namespace; ``place(pid)`` puts it in its cgroup
+    while it builds its root. Return (pid, stdout fd, stderr fd) once it has exec'd."""
     try:
         sc.setns(host_pidns, sc.CLONE_NEWPID)  # children in our own namespace again (after a restart)...
         sc.unshare(sc.CLONE_NEWPID)  # ...then in a new one
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         sync_r, sync_w = os.pipe()
+        go_r, go_w = os.pipe()
         devnull = os.open(os.devnull, os.O_RDONLY)
         pid = os.fork()
     except OSError as e:
         raise StartError(str(e)) from e
     if pid == 0:
-        _container_init(config, cdir, cgroup, (devnull, out_w, err_w), sync_w)
-    for fd in (out_w, err_w, sync_w, devnull):
+        os.close(go_w)
+        _container_init(config, cdir, (devnull, out_w, err_w), go_r, sync_w)
+    for fd in (out_w, err_w, sync_w, devnull, go_r):
         os.close(fd)
+    try:
+        place(pid)
+        os.write(go_w, b"1")
+    except OSError as e:
+        os.write(go_w, b"0")
+        cgroup_error = f"cgroup: {e}"
+    else:
+        cgroup_error = ""
+    finally:
+        os.close(go_w)
     with os.fdopen(sync_r, "rb") as sync:
         failure = sync.read()
     if failure:
         os.waitpid(pid, 0)
         os.close(out_r)
         os.close(err_r)
-        raise StartError(failure.decode(errors="replace"))
+        raise StartError(cgroup_error or failure.decode(errors="replace"))
     return pid, out_r, err_r
 
 
@@ -197,19 +229,28 @@ def run(path: str, ready_fd: int) -> int:
         config = cdir.read_config()
         path_of_cgroup = config["linux"].get("cgroupsPath", "")
         cgroup = Cgroup.locate(path_of_cgroup) if path_of_cgroup else None
-        if cgroup is not None:
-            cgroup.create(oci.limits_of(config))
-        log = LogWriter(cdir.log_file, bundle.log_max_bytes, bundle.log_max_files)
     except (OSError, ValueError, KeyError) as e:
         cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
                                               exit_code=EXEC_FAILED, error=f"setup: {e}"))
         report(ready_fd, {"error": f"setup: {e}"})
         return 1
+    made: list[Cgroup] = []
+    log: LogWriter | None = None
+
+    def place(pid: int) -> None:
+        """In the shim, while PID 1 builds its root: make the cgroup (once), move PID 1 into it."""
+        if cgroup is None:
+            return
+        if not made:
+            cgroup.create(oci.limits_of(config))
+            made.append(cgroup)
+        cgroup.join(pid)
+
     restarts = streak = 0
     while True:
         ooms_before = cgroup.oom_count() if cgroup is not None else 0
         try:
-            pid, out_r, err_r = spawn(config, cdir, cgroup, host_pidns)
+            pid, out_r, err_r = spawn(config, cdir, place, host_pidns)
         except StartError as e:
             cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
                                                   exit_code=EXEC_FAILED, restarts=restarts, error=str(e)))
@@ -222,6 +263,7 @@ def run(path: str, ready_fd: int) -> int:
             cdir.write_record(running)
             report(ready_fd, {"pid": pid})
             ready_fd = -1
+            log = log or LogWriter(cdir.log_file, bundle.log_max_bytes, bundle.log_max_files)
             pump_logs(log, {out_r: "stdout", err_r: "stderr"})
             _, status = os.waitpid(pid, 0)
             code = exit_code(status)
@@ -239,7 +281,8 @@ def run(path: str, ready_fd: int) -> int:
         if stop_requested(bundle.restart.backoff(streak)):
             break
         restarts += 1
-    log.close()
-    if cgroup is not None:
-        cgroup.remove()
+    if log is not None:
+        log.close()
+    if made:
+        cgroup.remove()  # type: ignore[union-attr]
     return 0

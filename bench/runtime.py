@@ -1,0 +1,131 @@
+"""Container create+start → the user command running, beside `runc run -d` and `crun run -d`.
+
+The same OCI bundle for all three: the config.json Moorage writes for a busybox container
+(`sleep 60`, full isolation: pid/mount/uts/ipc/net namespaces, masked and read-only paths,
+Docker's capabilities, no_new_privs, rlimits, a cgroup with memory/cpu/pids limits). Moorage
+mounts the overlay itself in the container's mount namespace; runc and crun get the same
+overlay mounted on rootfs/ beforehand (they take a ready root), and their annotation-free copy
+of the config. Each round runs the three executors one after the other, so load on this
+shared machine hits them alike. Timed: Moorage's Runtime.create + Runtime.start (the latter
+returns once the command is exec'd); `runc/crun run -d` from spawn to exit (it returns once
+the container's process has been started). Removal is not timed.
+
+crun cannot run here with the v2 mount at /sys/fs/cgroup/unified beside the v1 controllers,
+so the whole benchmark runs in a private mount namespace with that mount detached.
+
+    python -m bench runtime            # 200 rounds
+    python -m bench.runtime 50         # fewer
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Limits, Runtime
+from agent.runtime import oci
+from agent.runtime import syscalls as sc
+from moorage import busybox
+
+ROUNDS = 200
+COMMAND = ("sleep", "60")
+LIMITS = Limits(memory_bytes=256 * 1024 * 1024, cpu_shares=512, cpu_quota_us=50_000, pids=256)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def private_mount_namespace() -> None:
+    sc.unshare(sc.CLONE_NEWNS)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.umount2("/sys/fs/cgroup/unified", sc.MNT_DETACH)
+
+
+def oci_bundle(runtime: Runtime, work: Path, spec: ContainerSpec) -> Path:
+    """A runc/crun bundle from a Moorage container's: same config, overlay mounted, no annotations."""
+    runtime.create("template", spec)
+    source = runtime.bundle_dir("template")
+    config = json.loads((source / "config.json").read_text())
+    notes = config.pop("annotations")
+    config["linux"]["cgroupsPath"] = "moorage-bench-oci/ctr"  # replaced per run below
+    bundle = work / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    for name in ("upper", "work"):
+        (bundle / name).mkdir()
+    sc.mount("overlay", bundle / "rootfs", "overlay", 0,
+             f"lowerdir={notes[oci.LOWER]},upperdir={bundle / 'upper'},workdir={bundle / 'work'}")
+    (bundle / "config.json").write_text(json.dumps(config))
+    runtime.remove("template")
+    return bundle
+
+
+def oci_runner(binary: str, bundle: Path, state: Path) -> tuple[Callable[[int], float], Callable[[int], None]]:
+    config = json.loads((bundle / "config.json").read_text())
+
+    def start(n: int) -> float:
+        config["linux"]["cgroupsPath"] = f"moorage-bench-{binary}/c{n}"
+        (bundle / "config.json").write_text(json.dumps(config))
+        began = time.perf_counter()
+        subprocess.run([binary, "--root", str(state), "run", "-d", "--bundle", str(bundle), f"c{n}"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+        return time.perf_counter() - began
+
+    def remove(n: int) -> None:
+        subprocess.run([binary, "--root", str(state), "delete", "-f", f"c{n}"], check=True)
+
+    return start, remove
+
+
+def main(argv: list[str]) -> None:
+    rounds = int(argv[0]) if argv else ROUNDS
+    private_mount_namespace()
+    work = Path(tempfile.mkdtemp(prefix="moorage-bench-runtime-"))
+    try:
+        images = ImageStore(work / "images")
+        images.import_rootfs(busybox.make_rootfs(work / "rootfs"), "busybox", ImageConfig(cmd=COMMAND))
+        runtime = Runtime(work / "moorage", images)
+        spec = ContainerSpec(name="bench", image="busybox", limits=LIMITS, stop_grace_period=0)
+        bundle = oci_bundle(runtime, work, spec)
+
+        def moorage_start(n: int) -> float:
+            began = time.perf_counter()
+            runtime.create(f"c{n}", spec)
+            runtime.start(f"c{n}")
+            return time.perf_counter() - began
+
+        executors: dict[str, tuple[Callable[[int], float], Callable[[int], None]]] = {
+            "moorage create+start": (moorage_start, lambda n: runtime.remove(f"c{n}", force=True)),
+            "runc run -d": oci_runner("runc", bundle, work / "runc-state"),
+            "crun run -d": oci_runner("crun", bundle, work / "crun-state"),
+        }
+        for start, remove in executors.values():  # warm-up: fork server, page cache, binaries
+            start(-1)
+            remove(-1)
+        times: dict[str, list[float]] = {name: [] for name in executors}
+        for n in range(rounds):
+            for name, (start, remove) in executors.items():
+                times[name].append(start(n))
+                remove(n)
+        anchor = statistics.median(times["crun run -d"])
+        print(f"{rounds} rounds, busybox `{' '.join(COMMAND)}`, same bundle; ms")
+        print(f"{'executor':24} {'median':>8} {'p99':>8} {'median/crun':>12}")
+        for name, values in times.items():
+            median = statistics.median(values)
+            print(f"{name:24} {median * 1000:8.2f} {percentile(values, 0.99) * 1000:8.2f} {median / anchor:12.2f}")
+    finally:
+        sc.umount2(work / "bundle" / "rootfs", sc.MNT_DETACH) if (work / "bundle" / "rootfs").is_mount() else None
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
