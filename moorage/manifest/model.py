@@ -49,16 +49,11 @@ from moorage.manifest.fields import (
     no_nul,
 )
 from moorage.v1 import types_pb2
+from scheduler.constraints import parse_attribute, parse_constraint
 
 DEFAULT_STOP_GRACE_PERIOD = 10.0
 
 _VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_KEY = r"[A-Za-z0-9_.\-/]+"
-ATTRIBUTE_RE = re.compile(rf"^node\.(id|hostname|labels\.{_KEY})$")
-CONSTRAINT_RE = re.compile(
-    rf"^node\.(id|hostname|labels\.{_KEY})\s*(==|!=)\s*[^\s,()]+$"
-    rf"|^node\.(id|hostname|labels\.{_KEY})\s+(in|not in)\s*\(\s*[^\s,()]+(\s*,\s*[^\s,()]+)*\s*\)$"
-)
 StrictBool = Annotated[bool, Strict()]
 
 
@@ -311,17 +306,12 @@ class Healthcheck(_Model):
 
 
 def _check_constraint(text: str) -> str:
-    if not CONSTRAINT_RE.match(text.strip()):
-        raise ValueError(
-            f"{text!r} is not a constraint like \"node.labels.zone == a\", \"node.hostname != h2\" "
-            "or \"node.labels.disk in (ssd, nvme)\""
-        )
+    parse_constraint(text)  # the scheduler's own grammar, so what is accepted here is placeable
     return text.strip()
 
 
 def _check_attribute(text: str) -> str:
-    if not ATTRIBUTE_RE.match(text.strip()):
-        raise ValueError(f"{text!r} is not a node attribute like node.labels.zone, node.id or node.hostname")
+    parse_attribute(text)
     return text.strip()
 
 

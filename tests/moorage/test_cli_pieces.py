@@ -157,7 +157,6 @@ def test_schema_lists_every_field_and_the_short_forms() -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"_MOOR_COMPLETE": "source_bash"}, "complete -o default -F _moor_completion moor"),
         ({"_MOOR_COMPLETE": "source_zsh"}, "#compdef moor"),
         ({"_MOOR_COMPLETE": "complete_bash", "COMP_WORDS": "moor ge", "COMP_CWORD": "1"}, "get"),
         ({"_MOOR_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "moor node dr"}, '"drain":"Stop placing tasks'),
