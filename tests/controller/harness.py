@@ -8,6 +8,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aetcd
 import grpc
@@ -34,12 +35,13 @@ async def eventually(predicate: Predicate, what: str, timeout: float = 10.0, int
 
 
 @contextlib.asynccontextmanager
-async def running_controller(etcd_endpoint: str) -> AsyncIterator[str]:
-    """A controller serving on a free loopback port; yields its address."""
+async def running_controller(etcd_endpoint: str | list[str], **options: Any) -> AsyncIterator[str]:
+    """A controller serving on a free loopback port (``options`` go to ``serve``); yields its address."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     stop = asyncio.Event()
-    server = asyncio.create_task(serve([address], [etcd_endpoint], stop=stop))
+    endpoints = [etcd_endpoint] if isinstance(etcd_endpoint, str) else etcd_endpoint
+    server = asyncio.create_task(serve([address], endpoints, stop=stop, **options))
 
     def listening() -> bool:
         if server.done():
@@ -110,6 +112,9 @@ class FakeAgent:
 
     def send(self, message: agent_pb2.AgentMessage) -> None:
         self._outbox.put_nowait(message)
+
+    def heartbeat(self) -> None:
+        self.send(agent_pb2.AgentMessage(heartbeat=agent_pb2.Heartbeat()))
 
     def report(self, task_id: str, state: types_pb2.TaskState, container_id: str = "") -> None:
         status = agent_pb2.TaskStatus(task_id=task_id, state=state, container_id=container_id or f"ctr-{task_id}")

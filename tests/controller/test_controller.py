@@ -89,12 +89,12 @@ def test_two_replicas_spread_over_two_agents_and_status_is_recorded(etcd: Etcd) 
 def test_invalid_spec_is_rejected_and_nothing_written(etcd: Etcd, bad: types_pb2.ServiceSpec, field: str) -> None:
     async def scenario() -> None:
         async with running_controller(etcd.endpoint) as address, control(address) as stub:
-            before = await etcd_keys(etcd.endpoint)
+            before = {p: await etcd_keys(etcd.endpoint, p) for p in ("/moorage/services/", "/moorage/tasks/")}
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await apply(stub, bad)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert bad.name in (caught.value.details() or "") and field in (caught.value.details() or "")
-            assert await etcd_keys(etcd.endpoint) == before
+            assert {p: await etcd_keys(etcd.endpoint, p) for p in before} == before
 
     run(scenario())
 
