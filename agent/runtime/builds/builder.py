@@ -221,9 +221,13 @@ class Builder:
                              env=env, labels={"moorage.build": "1"})
         try:
             runtime.run(container_id, spec)
+            shown = 0
             for record in runtime.read_logs(container_id, follow=True):
                 self.reporter.output(record.line)
+                shown += 1
             final = runtime.wait(container_id)
+            for record in list(runtime.read_logs(container_id))[shown:]:  # what the shim drained after the exit
+                self.reporter.output(record.line)
             if final.status is not ContainerStatus.EXITED or final.exit_code != 0:
                 raise inst.error(f"the command exited with code {final.exit_code}")
             fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="run-", suffix=".tar")
