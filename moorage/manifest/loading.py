@@ -36,15 +36,13 @@ from moorage.manifest.model import ServiceDocument, ServiceManifest
 # remove a path in the change that makes the agent or controller honour it.
 NOT_SUPPORTED_YET: frozenset[str] = frozenset(
     {
-        "resources",
+        "resources.limits",  # reservations are placed by the scheduler; no cgroup limits are set yet
         "ports",
         "volumes",
         "volumes_from",
         "links",
-        "restart",
         "healthcheck",
         "stop_signal",
-        "placement",
         "update",
         "network",
         "user",

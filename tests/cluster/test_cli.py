@@ -190,6 +190,43 @@ def test_nodes_events_and_watch(cluster_factory: ClusterFactory, tmp_path: Path)
         assert started.startswith("20") and "node=h" in started
         watch.wait_for_line("web", "busybox", "2")
 
+    # What the scheduler and the restart policy honour, and `describe` explaining it.
+    rules = write(
+        tmp_path,
+        "rules.yaml",
+        """\
+        name: pinned
+        image: busybox
+        replicas: 2
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        stop_grace_period: 1s
+        placement: {constraints: ["node.labels.zone == a"], max_per_node: 1}
+        ---
+        name: crash
+        image: busybox
+        command: ["sh", "-c", "exit 3"]
+        restart: none
+        ---
+        name: hog
+        image: busybox
+        resources: {reservations: {memory: 1024Gi}}
+        """,
+    )
+    moor(cluster, "apply", "-f", str(rules))
+    pinned = wait_tasks(cluster, "pinned", lambda ts: len(ts) == 2 and any(t.observed_state == S.TASK_STATE_RUNNING
+                        for t in ts) and any(t.message for t in ts if not t.node_id), "one pinned task on h1, one pending")  # fmt: skip
+    assert [t.node_id for t in pinned if t.observed_state == S.TASK_STATE_RUNNING] == ["h1"]
+    waiting = next(t for t in pinned if not t.node_id)
+    assert waiting.message in moor(cluster, "describe", "service", "pinned").stdout
+    crashed = wait_tasks(cluster, "crash", lambda ts: any(t.observed_state == S.TASK_STATE_FAILED for t in ts),
+                         "the crash task failed")  # fmt: skip
+    assert len(crashed) == 1 and crashed[0].exit_code == 3 and crashed[0].restarts == 0
+    task_text = moor(cluster, "describe", "task", "crash.1").stdout
+    assert "State:      failed" in task_text and "Exit code:  3" in task_text
+    hog = wait_tasks(cluster, "hog", lambda ts: any(t.message for t in ts), "hog's task says why it waits")
+    assert hog[0].message in moor(cluster, "describe", "task", "hog.1").stdout
+    moor(cluster, "delete", "pinned", "crash", "hog")
+
     assert moor(cluster, "node", "drain", "h2").stdout == "node/h2 drained\n"
     moved = wait_tasks(cluster, "web", one_running_per_slot(2, avoid="h2"), "web's tasks off the drained h2")
     assert {t.node_id for t in live(moved)} == {"h1"}
