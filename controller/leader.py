@@ -77,8 +77,8 @@ class Election:
     async def _until_vacant(self) -> None:
         """Return once the leader key is gone (or after a while, to campaign anyway)."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._ttl * 5):
-                async for change in self._store.watch(LEADER):
+            async with asyncio.timeout(self._ttl * 5), contextlib.aclosing(self._store.watch(LEADER)) as changes:
+                async for change in changes:
                     if change is None and await self._store.get_raw(LEADER) is None:
                         return
                     if change is not None and change.key == LEADER and change.value is None:
