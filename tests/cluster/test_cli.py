@@ -5,7 +5,15 @@ Clusters are expensive, so each test drives a whole story through one cluster.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
 import subprocess
+import termios
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -300,3 +308,44 @@ def test_accepted_manifests_round_trip_through_controller_and_etcd(
         stored = control.GetService(control_pb2.GetServiceRequest(name=manifest.name), timeout=10)
         assert stored.spec == manifest.to_spec()
         assert ServiceManifest.from_spec(stored.spec) == manifest
+
+
+def test_exec_with_a_terminal_follows_its_size(cluster_factory: ClusterFactory, tmp_path: Path) -> None:
+    """`moor exec -it` on a pseudo-terminal: keys reach the remote shell, and a resize reaches `stty size`."""
+    cluster = cluster_factory(hosts=1)
+    moor(cluster, "apply", "-f", str(write(tmp_path, "web.yaml", WEB.replace("replicas: 2", "replicas: 1"))), "--wait")
+    probe = moor(cluster, "exec", "web.1", "--", "true", check=False)
+    if "does not implement this yet" in probe.stderr:
+        pytest.skip("the controller does not implement Control.Exec yet")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    process = subprocess.Popen([MOOR, "exec", "-it", "web.1", "--", "sh"], env=cluster.cli_env(),
+                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    seen = bytearray()
+
+    def read_until(needle: bytes) -> None:
+        def arrived() -> bool:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                with contextlib.suppress(OSError):
+                    seen.extend(os.read(master, 65536))
+            return needle in seen
+
+        wait_for(arrived, 20, f"{needle!r} on the terminal (got {bytes(seen)!r})")
+
+    try:
+        os.write(master, b"stty size; echo $((6*7))\r")
+        read_until(b"30 100")
+        read_until(b"42")
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.kill(process.pid, signal.SIGWINCH)
+        os.write(master, b"stty size\r")
+        read_until(b"40 120")
+        os.write(master, b"exit 5\r")
+        assert process.wait(timeout=20) == 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
