@@ -90,20 +90,30 @@ class LogWriter:
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
-    def write(self, data: bytes) -> None:
-        if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
-            self._rotate()
-        os.write(self._fd, data)
-        self._size += len(data)
+    def write(self, records: list[bytes]) -> None:
+        """Append whole records, one write per file they land in."""
+        batch: list[bytes] = []
+        for record in records:
+            if self.max_bytes and self._size and self._size + len(record) > self.max_bytes:
+                self._flush(batch)
+                self._rotate()
+            batch.append(record)
+            self._size += len(record)
+        self._flush(batch)
+
+    def _flush(self, batch: list[bytes]) -> None:
+        if batch:
+            os.write(self._fd, b"".join(batch))
+            batch.clear()
 
     def _rotate(self) -> None:
         os.close(self._fd)
+        self._size = 0
         for n in range(self.max_files, 0, -1):
             older = rotated(self.path, n - 1)
             if older.exists():
                 os.replace(older, rotated(self.path, n))
         self._fd = self._open()
-        self._size = 0
 
     def close(self) -> None:
         os.close(self._fd)

@@ -191,7 +191,7 @@ def pump_logs(log: LogWriter, streams: dict[int, str]) -> None:
                 lines = splitters[fd].feed(chunk) if chunk else splitters[fd].flush()
                 if lines:
                     stamp = time.time_ns()
-                    log.write(b"".join(format_record(streams[fd], line, stamp) for line in lines))
+                    log.write([format_record(streams[fd], line, stamp) for line in lines])
                 if not chunk:
                     sel.unregister(fd)
                     os.close(fd)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from agent.runtime.procinfo import read_stat
+
 from agent.runtime import ContainerSpec, Runtime
 
 MARKER = "etc/moorage-marker"  # a file only the test image has
@@ -19,3 +21,9 @@ def sh(name: str, script: str, env: Mapping[str, str] | None = None, grace: floa
 
 def lines(runtime: Runtime, container_id: str, stream: str | None = None) -> list[str]:
     return [r.line for r in runtime.read_logs(container_id) if stream is None or r.stream == stream]
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie counts as ended)."""
+    stat = read_stat(pid)
+    return stat is None or stat[0] in ("Z", "X")

@@ -158,7 +158,7 @@ def test_log_rotation_keeps_the_newest_files_and_reads_across_them(tmp_path: Pat
     path = tmp_path / "container.log"
     writer = LogWriter(path, max_bytes=200, max_files=2)
     for n in range(30):
-        writer.write(format_record("stdout", f"line {n}".encode(), 1_700_000_000_000_000_000 + n * 1000))
+        writer.write([format_record("stdout", f"line {n}".encode(), 1_700_000_000_000_000_000 + n * 1000)])
     writer.close()
     assert [p.name for p in log_files(path)] == ["container.log.2", "container.log.1", "container.log"]
     assert all(p.stat().st_size <= 200 for p in log_files(path))
