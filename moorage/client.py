@@ -111,7 +111,9 @@ class ControlClient:
 
     # --- tasks and nodes ---------------------------------------------------------------
 
-    def list_tasks(self, service: str = "", *, all: bool = False, node_id: str = "") -> list[types_pb2.Task]:  # noqa: A002
+    def list_tasks(
+        self, service: str = "", *, all: bool = False, node_id: str = ""  # noqa: A002 (the API's name)
+    ) -> list[types_pb2.Task]:
         request = control_pb2.ListTasksRequest(service=service, all=all, node_id=node_id)
         return list(self._call("ListTasks", request).tasks)
 

@@ -59,7 +59,8 @@ def version(
             typer.echo("server: unknown")
             raise
     role = "leader" if info.leader else "follower"
-    typer.echo(f"server: moor {info.version} (api {info.api}, controller {info.controller_id or '?'} at {client.address}, {role})")
+    where = f"controller {info.controller_id or '?'} at {client.address}, {role}"
+    typer.echo(f"server: moor {info.version} (api {info.api}, {where})")
 
 
 @reporting.reporting

@@ -22,7 +22,18 @@ from moorage.cli.common import ControllerOption, stdout_console
 from moorage.cli.config import connect
 from moorage.cli.lookup import find_node, find_service, find_task
 from moorage.cli.output import as_data, to_yaml
-from moorage.cli.render import age, availability, cpus, exit_code, health, labels, memory, node_state, task_state, tasks_table
+from moorage.cli.render import (
+    age,
+    availability,
+    cpus,
+    exit_code,
+    health,
+    labels,
+    memory,
+    node_state,
+    task_state,
+    tasks_table,
+)
 from moorage.cli.reporting import reporting
 from moorage.manifest import ServiceManifest
 from moorage.v1 import types_pb2
@@ -121,7 +132,9 @@ def print_section(console: Console, title: str, body: object) -> None:
 
 @app.command("service")
 @reporting
-def describe_service(name: Annotated[str, typer.Argument(help="Service name.")], controller: ControllerOption = None) -> None:
+def describe_service(
+    name: Annotated[str, typer.Argument(help="Service name.")], controller: ControllerOption = None
+) -> None:
     """Spec, status and every task of a service, with states, exit codes and why tasks are not running.
 
     Example: moor describe service hello
@@ -138,7 +151,8 @@ def describe_service(name: Annotated[str, typer.Argument(help="Service name.")],
 @app.command("task")
 @reporting
 def describe_task(
-    task: Annotated[str, typer.Argument(help="Task id, id prefix or SERVICE.SLOT.")], controller: ControllerOption = None
+    task: Annotated[str, typer.Argument(help="Task id, id prefix or SERVICE.SLOT.")],
+    controller: ControllerOption = None,
 ) -> None:
     """State, exit code, placement and messages of one task.
 

@@ -41,7 +41,9 @@ def parse_since(value: str, now: datetime) -> Timestamp:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is neither a duration like 10m nor a time like 2024-05-01T10:00:00Z") from None
+        raise typer.BadParameter(
+            f"{value!r} is neither a duration like 10m nor a time like 2024-05-01T10:00:00Z"
+        ) from None
     stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     return stamp
 

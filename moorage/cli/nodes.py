@@ -46,7 +46,9 @@ def node_inspect(
     typer.echo(dump(as_data(found), Output.json if output is Output.json else Output.yaml))
 
 
-def _set_availability(controller: str | None, node: str, value: types_pb2.NodeAvailability.ValueType, verb: str) -> None:
+def _set_availability(
+    controller: str | None, node: str, value: types_pb2.NodeAvailability.ValueType, verb: str
+) -> None:
     with connect(controller) as client:
         found = find_node(client, node)
         client.update_node(found.id, availability=value)
@@ -102,7 +104,9 @@ def parse_label_changes(items: list[str]) -> tuple[dict[str, str], list[str]]:
 @reporting
 def node_label(
     node: NodeArgument,
-    changes: Annotated[list[str], typer.Argument(help="KEY=VALUE to set, KEY- to remove.", metavar="KEY=VALUE|KEY-...")],
+    changes: Annotated[
+        list[str], typer.Argument(help="KEY=VALUE to set, KEY- to remove.", metavar="KEY=VALUE|KEY-...")
+    ],
     controller: ControllerOption = None,
 ) -> None:
     """Set or remove labels of a node (placement constraints match them).

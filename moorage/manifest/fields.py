@@ -57,7 +57,9 @@ def no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, BeforeValidator(as_text, json_schema_input_type=str | int | float), Strict(), AfterValidator(no_nul)]
+Text = Annotated[
+    str, BeforeValidator(as_text, json_schema_input_type=str | int | float), Strict(), AfterValidator(no_nul)
+]
 
 
 def _split_if_string(value: object) -> object:
@@ -70,8 +72,12 @@ def _split_if_string(value: object) -> object:
     return value
 
 
-def as_list(value: object) -> object:
+def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
+
+
+# A list that may be written as its only item: `env_file: app.env`.
+OneOrMany = BeforeValidator(_as_list, json_schema_input_type=str | list[str])
 
 
 Argv = Annotated[list[Text], BeforeValidator(_split_if_string, json_schema_input_type=str | list[str])]

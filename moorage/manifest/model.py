@@ -44,7 +44,7 @@ from moorage.manifest.fields import (
     Signal,
     Text,
     Word,
-    as_list,
+    OneOrMany,
     check_env_key,
     no_nul,
 )
@@ -293,8 +293,12 @@ class Healthcheck(_Model):
 
     @staticmethod
     def fields_of(proto: types_pb2.HealthCheck) -> dict[str, object]:
-        fields: dict[str, object] = {"interval": proto.interval or None, "timeout": proto.timeout or None,
-                                     "retries": proto.retries or None, "start_period": proto.start_period or None}  # fmt: skip
+        fields: dict[str, object] = {
+            "interval": proto.interval or None,
+            "timeout": proto.timeout or None,
+            "retries": proto.retries or None,
+            "start_period": proto.start_period or None,
+        }
         probe = proto.WhichOneof("probe")
         if probe == "exec":
             fields["exec"] = list(proto.exec.command)
@@ -322,8 +326,8 @@ Attribute = Annotated[str, Strict(), BeforeValidator(lambda v: _check_attribute(
 class Placement(_Model):
     """Where tasks may run (``constraints``), what to spread them over, and at most how many per node."""
 
-    constraints: Annotated[list[Constraint], BeforeValidator(as_list)] = Field(default_factory=list)
-    spread: Annotated[list[Attribute], BeforeValidator(as_list)] = Field(default_factory=list)
+    constraints: Annotated[list[Constraint], OneOrMany] = Field(default_factory=list)
+    spread: Annotated[list[Attribute], OneOrMany] = Field(default_factory=list)
     max_per_node: Annotated[int, Strict(), Field(ge=0, le=UINT32_MAX)] = 0
 
     def to_proto(self) -> types_pb2.Placement:
@@ -336,7 +340,8 @@ class Placement(_Model):
                 "max_per_node": proto.max_replicas_per_node}  # fmt: skip
 
 
-_ORDERS = {"stop-first": types_pb2.UpdatePolicy.ORDER_STOP_FIRST, "start-first": types_pb2.UpdatePolicy.ORDER_START_FIRST}
+_ORDERS = {"stop-first": types_pb2.UpdatePolicy.ORDER_STOP_FIRST,
+           "start-first": types_pb2.UpdatePolicy.ORDER_START_FIRST}  # fmt: skip
 _FAILURE_ACTIONS = {"pause": types_pb2.UpdatePolicy.FAILURE_ACTION_PAUSE,
                     "rollback": types_pb2.UpdatePolicy.FAILURE_ACTION_ROLLBACK,
                     "continue": types_pb2.UpdatePolicy.FAILURE_ACTION_CONTINUE}  # fmt: skip
@@ -527,9 +532,7 @@ def _refuse_repeats(values: list[str], what: str) -> None:
 class ServiceDocument(ServiceManifest):
     """A service as written in a file: it may also name ``env_file``s to read."""
 
-    env_file: Annotated[list[Text], BeforeValidator(as_list, json_schema_input_type=str | list[str])] = Field(
-        default_factory=list
-    )
+    env_file: Annotated[list[Text], OneOrMany] = Field(default_factory=list)
 
     def resolve(self, base_dir: Path) -> tuple[ServiceManifest | None, list[tuple[str, str]]]:
         """Read the env files (relative to ``base_dir``) into ``env``.
