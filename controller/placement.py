@@ -207,13 +207,14 @@ def transactions(changed: Sequence[types_pb2.Task], nodes: Sequence[types_pb2.No
     it was computed from: every task it rewrites and every node it places on.
 
     One transaction when it fits; a large plan is cut into transactions of at
-    most ``MAX_TXN_OPS`` operations, each still checked on its own reads.
+    most ``MAX_TXN_OPS`` operations (tasks grouped by node, so each needs few
+    node checks), each still checked on its own reads.
     """
     versions = {n.id: n.version for n in nodes}
     batches: list[list[Op]] = []
     ops: list[Op] = []
     checked: set[str] = set()
-    for task in changed:
+    for task in sorted(changed, key=lambda t: t.node_id):
         fence = [task.node_id] if task.node_id and task.node_id not in checked else []
         if len(ops) + 1 + len(fence) > MAX_TXN_OPS:
             batches.append(ops)

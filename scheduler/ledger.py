@@ -23,12 +23,14 @@ class Ledger:
         self.free_memory = [n.memory_bytes - n.allocated_memory_bytes for n in nodes]
         self.ports: list[frozenset[Port]] = [n.used_ports for n in nodes]
         self.tasks = [sum(n.service_counts.values()) for n in nodes]
-        # 1/capacity (0 when the node reports none) and 1/(resources it reports),
-        # so the utilisation ranker multiplies instead of branching
-        self.cpu_scale = [1 / n.cpu_millis if n.cpu_millis > 0 else 0.0 for n in nodes]
-        self.memory_scale = [1 / n.memory_bytes if n.memory_bytes > 0 else 0.0 for n in nodes]
-        self.resource_scale = [
-            1 / k if (k := (n.cpu_millis > 0) + (n.memory_bytes > 0)) else 0.0 for n in nodes
+        # Utilisation: the mean share of CPU and memory reserved, over the resources
+        # the node reports (0 if none); the per-node scales let the ranker add a
+        # task's share with two multiplications instead of branching.
+        self.cpu_scale = [_share_scale(n.cpu_millis, n) for n in nodes]
+        self.memory_scale = [_share_scale(n.memory_bytes, n) for n in nodes]
+        self.utilisation = [
+            (n.allocated_cpu_millis * c + n.allocated_memory_bytes * m)
+            for n, c, m in zip(nodes, self.cpu_scale, self.memory_scale)
         ]
         self._services: dict[str, dict[int, int]] = {}
         for i, node in enumerate(nodes):
@@ -58,9 +60,14 @@ class Ledger:
                 counts[attribute.of(self.nodes[i])] += n
         return counts
 
+    def share(self, node: int, requirements: Requirements) -> float:
+        """How much of the node's utilisation ``requirements`` would add."""
+        return requirements.cpu_millis * self.cpu_scale[node] + requirements.memory_bytes * self.memory_scale[node]
+
     def place(self, node: int, service: str, requirements: Requirements) -> None:
         self.free_cpu[node] -= requirements.cpu_millis
         self.free_memory[node] -= requirements.memory_bytes
+        self.utilisation[node] += self.share(node, requirements)
         if requirements.ports:
             self.ports[node] = self.ports[node].union(requirements.ports)
         self.tasks[node] += 1
@@ -68,3 +75,9 @@ class Ledger:
         held[node] = held.get(node, 0) + 1
         for attribute, counts in self._spread.get(service, {}).items():
             counts[attribute.of(self.nodes[node])] += 1
+
+
+def _share_scale(capacity: int, node: NodeInfo) -> float:
+    """1 / (capacity x resources the node reports), or 0 when it reports no capacity."""
+    reported = (node.cpu_millis > 0) + (node.memory_bytes > 0)
+    return 1 / (capacity * reported) if capacity > 0 else 0.0

@@ -58,17 +58,12 @@ class Utilisation:
     requirements: Requirements
 
     def scores(self, ledger: Ledger, nodes: Sequence[int]) -> list[float]:
-        info, free_cpu, free_memory = ledger.nodes, ledger.free_cpu, ledger.free_memory
-        cpu_scale, memory_scale, scale = ledger.cpu_scale, ledger.memory_scale, ledger.resource_scale
+        now = ledger.utilisation
         cpu, memory = self.requirements.cpu_millis, self.requirements.memory_bytes
-        return [
-            (
-                (info[n].cpu_millis - free_cpu[n] + cpu) * cpu_scale[n]
-                + (info[n].memory_bytes - free_memory[n] + memory) * memory_scale[n]
-            )
-            * scale[n]
-            for n in nodes
-        ]
+        if not (cpu or memory):
+            return [now[n] for n in nodes]
+        cpu_scale, memory_scale = ledger.cpu_scale, ledger.memory_scale
+        return [now[n] + cpu * cpu_scale[n] + memory * memory_scale[n] for n in nodes]
 
 
 class TaskLoad:
@@ -100,20 +95,18 @@ def rankers(service: str, requirements: Requirements, strategy: Strategy) -> Wei
     )
 
 
-def normalise(raw: Sequence[float]) -> list[float]:
-    """Min-max to 0..1; all zeros when every value is the same."""
-    lo, hi = min(raw), max(raw)
-    if hi == lo:
-        return [0.0] * len(raw)
-    return [(r - lo) / (hi - lo) for r in raw]
-
-
 def best(candidates: Sequence[int], weighted: Weighted, ledger: Ledger) -> int:
-    """The candidate with the highest weighted sum; the earliest one on a tie."""
+    """The candidate with the highest weighted sum of min-max normalised scores
+    (each ranker's raw numbers mapped to 0..1 over the candidates, then times
+    its weight); the earliest candidate on a tie."""
     if len(candidates) == 1:
         return candidates[0]
     totals = [0.0] * len(candidates)
     for ranker, weight in weighted:
-        for i, score in enumerate(normalise(ranker.scores(ledger, candidates))):
-            totals[i] += weight * score
-    return candidates[max(range(len(totals)), key=totals.__getitem__)]
+        raw = ranker.scores(ledger, candidates)
+        lo, hi = min(raw), max(raw)
+        if hi == lo:
+            continue  # normalises to all zeros
+        scale = weight / (hi - lo)
+        totals = [total + (r - lo) * scale for total, r in zip(totals, raw)]
+    return candidates[totals.index(max(totals))]

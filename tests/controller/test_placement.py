@@ -143,10 +143,12 @@ def test_transactions_fit_etcd_and_fence_each_node_they_place_on() -> None:
     batches = placement.transactions(changed, nodes)
     assert all(len(ops) <= placement.MAX_TXN_OPS for ops in batches)
     puts = [op for ops in batches for op in ops if isinstance(op, Put)]
-    assert [(op.key, op.expect) for op in puts] == [(task_key(t.id), t.version) for t in changed]
+    assert sorted((op.key, op.expect) for op in puts) == sorted((task_key(t.id), t.version) for t in changed)
     for ops in batches:
+        nodes_placed_on = {op.message.node_id for op in ops if isinstance(op, Put) and op.message.node_id}  # type: ignore[attr-defined]
         checks = [(op.key, op.expect) for op in ops if isinstance(op, Check)]
-        assert sorted(checks) == [(node_key("a"), 11), (node_key("b"), 12)]
+        assert sorted(checks) == sorted((node_key(n), {"a": 11, "b": 12}[n]) for n in nodes_placed_on)
+    assert len(batches) == 3  # 301 puts and one check per node and transaction
     assert placement.transactions([], nodes) == []
 
 

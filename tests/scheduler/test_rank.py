@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from scheduler import Attribute, NodeInfo, Requirements, Strategy
@@ -14,7 +16,6 @@ from scheduler.rank import (
     Utilisation,
     Weighted,
     best,
-    normalise,
     rankers,
 )
 
@@ -53,12 +54,29 @@ def test_spread_load_follows_placements() -> None:
     assert ranker.scores(ledger, [0, 2]) == [3, 1]
 
 
+class Fixed:
+    """A ranker with given raw numbers per node."""
+
+    def __init__(self, *raw: float) -> None:
+        self.raw = raw
+
+    def scores(self, ledger: Ledger, nodes: Sequence[int]) -> list[float]:
+        return [self.raw[n] for n in nodes]
+
+
 @pytest.mark.parametrize(
-    ("raw", "normalised"),
-    [([1, 2, 3], [0.0, 0.5, 1.0]), ([5, 5], [0.0, 0.0]), ([7], [0.0]), ([-1, 1], [0.0, 1.0])],
+    ("weighted", "winner"),
+    [
+        # raw ranges differ a thousandfold; normalised to 0..1 only the weights count
+        (((Fixed(0, 1000, 400), 1.0), (Fixed(1, 0, 0.5), 2.0)), 0),
+        (((Fixed(0, 1000, 400), 2.0), (Fixed(1, 0, 0.5), 1.0)), 1),
+        # a constant ranker adds nothing; the middle node wins on the sum
+        (((Fixed(5, 5, 5), 100.0), (Fixed(0, 0.6, 1), 1.0), (Fixed(1, 0.6, 0), 1.0)), 1),
+        (((Fixed(3, 3, 3), 1.0),), 0),  # all tied: the first candidate
+    ],
 )
-def test_normalise(raw: list[float], normalised: list[float]) -> None:
-    assert normalise(raw) == normalised
+def test_best_normalises_then_weighs(weighted: Weighted, winner: int) -> None:
+    assert best([0, 1, 2], weighted, Ledger(NODES)) == winner
 
 
 def test_best_sums_weighted_normalised_scores_first_wins_ties() -> None:
