@@ -6,6 +6,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from moorage import __version__
@@ -97,14 +98,46 @@ def test_client_version_needs_no_controller() -> None:
     assert (result.exit_code, result.stdout) == (0, f"client: moor {__version__}\n")
 
 
+def command_paths() -> list[list[str]]:
+    """Every command and group of `moor`, as the words that name it."""
+    found: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():  # a group
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+# Groups whose help (owned elsewhere) still lacks an example; strict, so fixing one fails here as a reminder.
+_NO_EXAMPLE_YET = {("container",): "moorage/cli/image.py: container_app's help has no 'Example: moor ...' line"}
+
+
 @pytest.mark.parametrize(
     "command",
-    [[], ["apply"], ["diff"], ["get"], ["get", "services"], ["get", "tasks"], ["get", "nodes"], ["describe"],
-     ["describe", "service"], ["describe", "task"], ["describe", "node"], ["logs"], ["exec"], ["delete"], ["scale"],
-     ["node"], ["node", "ls"], ["node", "inspect"], ["node", "drain"], ["node", "pause"], ["node", "activate"],
-     ["node", "label"], ["events"], ["version"], ["schema"], ["image", "import"], ["controller"], ["agent"]],
+    [
+        pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=_NO_EXAMPLE_YET[tuple(path)]))
+        if tuple(path) in _NO_EXAMPLE_YET else path
+        for path in command_paths()
+    ],
+    ids=" ".join,
 )
-def test_every_command_has_help_with_an_example(command: list[str]) -> None:
+def test_every_command_has_a_summary_and_an_example(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Example: moor" in result.stdout
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    after_usage = lines[next(i for i, line in enumerate(lines) if line.startswith("Usage:")) + 1 :]
+    summary = next(line for line in after_usage if line)  # the first line after the usage line
+    assert not summary.startswith(("Example", "╭")), result.stdout
+
+
+def test_the_commands_people_expect_exist() -> None:
+    names = {" ".join(path) for path in command_paths()}
+    assert names >= {
+        "apply", "diff", "get services", "get tasks", "get nodes", "describe service", "describe task",
+        "describe node", "logs", "exec", "delete", "scale", "node ls", "node inspect", "node drain", "node activate",
+        "node label", "events", "version", "schema", "image",
+    }  # fmt: skip
