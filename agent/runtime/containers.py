@@ -391,7 +391,7 @@ class Runtime:
             raise InvalidSpec(str(e)) from e
         return oci.build(oci.ConfigInput(
             args=process.command(spec.entrypoint, spec.args, config.entrypoint, config.cmd),
-            env=process.environment(config.env, spec.env, spec.name),
+            env=process.environment(config.env, spec.env, spec.name, user.home),
             cwd=_absolute(spec.working_dir or config.working_dir or "/", "working dir"),
             hostname=spec.name,
             user=user,

@@ -31,7 +31,7 @@ NAMESPACE_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CL
                    "cgroup": sc.CLONE_NEWCGROUP}
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
 MAX_SYMLINKS = 40
 
 _SIOCGIFFLAGS = 0x8913
@@ -103,10 +103,10 @@ def enter(config: Mapping[str, Any], bundle: Path) -> None:
     _pivot_root(rootfs)
     # From here paths resolve inside the container.
     linux = config["linux"]
+    for path in linux.get("readonlyPaths", []):  # runc's order: read-only first, then masked
+        _read_only(path)
     for path in linux.get("maskedPaths", []):
         _mask(path)
-    for path in linux.get("readonlyPaths", []):
-        _read_only(path)
     if config["root"].get("readonly"):
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _flags_of("/"))
     if flags & sc.CLONE_NEWUTS and config.get("hostname"):
@@ -176,6 +176,8 @@ def _make_devices(dev: str) -> None:
         os.chmod(path, 0o666)  # mknod's mode is filtered by the umask
     for name, target in DEV_LINKS:
         os.symlink(target, f"{dev}/{name}")
+    if os.path.exists("/proc/kcore"):  # as runc: only where the kernel has one
+        os.symlink("/proc/kcore", f"{dev}/core")
 
 
 def _pivot_root(new_root: str) -> None:

@@ -28,8 +28,10 @@ def command(
     return (*entrypoint, *args)
 
 
-def environment(image_env: Sequence[str], spec_env: Mapping[str, str], hostname: str) -> tuple[str, ...]:
-    """Image env, overridden by the spec's, plus HOSTNAME and a default PATH when absent."""
+def environment(
+    image_env: Sequence[str], spec_env: Mapping[str, str], hostname: str, home: str = "/root"
+) -> tuple[str, ...]:
+    """Image env, overridden by the spec's, plus HOSTNAME, a default PATH and the user's HOME when absent."""
     merged: dict[str, str] = {}
     for entry in image_env:
         key, _, value = entry.partition("=")
@@ -37,6 +39,7 @@ def environment(image_env: Sequence[str], spec_env: Mapping[str, str], hostname:
     merged.update(spec_env)
     merged.setdefault("PATH", DEFAULT_PATH)
     merged.setdefault("HOSTNAME", hostname)
+    merged.setdefault("HOME", home)
     return tuple(f"{key}={value}" for key, value in merged.items())
 
 

@@ -45,8 +45,10 @@ def test_command(spec_entrypoint: tuple[str, ...] | None, spec_args: tuple[str, 
 
 def test_environment_spec_overrides_image_and_defaults_fill_in() -> None:
     env = environment(("A=1", "B=image", "EQ=x=y"), {"B": "spec", "C": "3"}, "host")
-    assert env == ("A=1", "B=spec", "EQ=x=y", "C=3", f"PATH={DEFAULT_PATH}", "HOSTNAME=host")
-    assert environment(("PATH=/bin",), {"HOSTNAME": "mine"}, "host") == ("PATH=/bin", "HOSTNAME=mine")
+    assert env == ("A=1", "B=spec", "EQ=x=y", "C=3", f"PATH={DEFAULT_PATH}", "HOSTNAME=host", "HOME=/root")
+    assert environment(("PATH=/bin",), {"HOSTNAME": "mine", "HOME": "/h"}, "host", "/nobody") == (
+        "PATH=/bin", "HOSTNAME=mine", "HOME=/h")
+    assert environment((), {}, "host", "/home/app")[-1] == "HOME=/home/app"
 
 
 @pytest.mark.parametrize(
