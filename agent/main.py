@@ -21,6 +21,7 @@ import structlog
 
 from agent import host
 from agent.converge import Converger
+from agent.exec import ExecServer
 from agent.logs import LogServer
 from agent.runtime.containers import Runtime
 from agent.runtime.images import ImageStore
@@ -66,6 +67,10 @@ class Agent:
             self.runtime,
             lambda chunk: loop.call_soon_threadsafe(self.outbox.put_nowait, agent_pb2.AgentMessage(logs=chunk)),
         )
+        self.execs = ExecServer(
+            self.runtime,
+            lambda chunk: loop.call_soon_threadsafe(self.outbox.put_nowait, agent_pb2.AgentMessage(exec=chunk)),
+        )
 
     def _report(self, status: agent_pb2.TaskStatus) -> None:
         log.info("task status", task=status.task_id, state=status.state, exit_code=status.exit_code)
@@ -108,6 +113,8 @@ class Agent:
             self.converger.assign(tasks)
         elif kind == "logs_query":
             self.logs.handle(message.logs_query)
+        elif kind == "exec":
+            self.execs.handle(message.exec)
 
     async def run(self) -> None:
         """Keep a session with some controller: after a failure try the next

@@ -12,6 +12,7 @@ import grpc
 import structlog
 
 import moorage
+from controller import exec as exec_relay
 from controller.clock import now
 from controller.errors import ConflictError, ControllerError, InvalidSpecError, NotFoundError, StoreUnavailableError
 from controller.events import EventHub
@@ -228,6 +229,13 @@ class ControlService(control_pb2_grpc.ControlServicer):
                 stopped.updated_at.CopyFrom(now())
                 ops.append(Put(task_key(task.id), stopped, task.version))
         await self._store.commit(ops)
+
+    async def Exec(  # noqa: N802
+        self, request_iterator: AsyncIterator[control_pb2.ExecInput], context: Context
+    ) -> AsyncIterator[control_pb2.ExecOutput]:
+        """Run a command in a task's container, relayed through its agent (see controller/exec.py)."""
+        async for output in exec_relay.serve(self._store, self._sessions.execs, request_iterator, context):
+            yield output
 
     async def Logs(self, request: control_pb2.LogsRequest, context: Context) -> AsyncIterator[types_pb2.LogEntry]:  # noqa: N802
         """Ask the agent of every task with a container for its lines and merge them."""

@@ -27,6 +27,7 @@ import structlog
 
 from controller.clock import now
 from controller.errors import StoreError
+from controller.exec import ExecRouter
 from controller.slots import FINISHED
 from controller.store import Put, Store, alive_key, node_key, retry_on_conflict, task_key
 from moorage.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -104,6 +105,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
         self._connections: dict[str, _Connection] = {}
         self._log_routes: dict[str, _LogRoute] = {}
+        self.execs = ExecRouter(self._send_to)  # Control.Exec calls relayed over the sessions
 
     # -- notifications from the task watch -------------------------------------------
 
@@ -135,6 +137,14 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         route = self._log_routes.pop(request_id, None)
         if route is not None and (conn := self._connections.get(route.node_id)) is not None:
             conn.send(agent_pb2.ControllerMessage(logs_query=agent_pb2.LogsQuery(request_id=request_id, cancel=True)))
+
+    def _send_to(self, node_id: str, message: agent_pb2.ControllerMessage) -> bool:
+        """Queue ``message`` on ``node_id``'s session; False if it has none."""
+        conn = self._connections.get(node_id)
+        if conn is None:
+            return False
+        conn.send(message)
+        return True
 
     def _route_logs(self, chunk: agent_pb2.LogChunk) -> None:
         route = self._log_routes.get(chunk.request_id)
@@ -192,6 +202,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             if self._connections.get(node_id) is conn:
                 del self._connections[node_id]
                 self._fail_logs(node_id)
+                self.execs.node_gone(node_id)
             # The lease is left to run out: an agent back within the TTL keeps its node up.
             bound.info("agent session ended")
 
@@ -269,6 +280,8 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
                 log.warning("could not renew the node's lease", node=conn.node_id, exc_info=True)
         elif kind == "logs":
             self._route_logs(message.logs)
+        elif kind == "exec":
+            self.execs.route(message.exec)
         else:
             log.warning("unexpected agent message", node=conn.node_id, kind=kind)
 
