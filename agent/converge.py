@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.runtime.containers import ContainerSpec, ContainerState, ContainerStatus, Runtime
+from agent.runtime.cgroups import Limits
+from agent.runtime.containers import ContainerSpec, ContainerState, ContainerStatus, MountSpec, Runtime
 from agent.runtime.errors import RuntimeFailure, StartFailed
 from agent.runtime.images import ImageStore
 from agent.runtime.registry import RegistrySettings, ensure_image
@@ -42,6 +43,33 @@ def container_name(task: types_pb2.Task) -> str:
     return task.service[: HOSTNAME_MAX - len(suffix)] + suffix
 
 
+_MOUNT_TYPES = {types_pb2.Mount.TYPE_VOLUME: "volume", types_pb2.Mount.TYPE_BIND: "bind",
+                types_pb2.Mount.TYPE_TMPFS: "tmpfs", types_pb2.Mount.TYPE_UNSPECIFIED: "volume"}
+
+
+def runtime_fields(spec: types_pb2.ServiceSpec) -> dict[str, Any]:
+    """The ServiceSpec's container options as ContainerSpec fields: limits, mounts, volumes_from
+    (a service's container on this host, by label: the scheduler co-locates them), user, working
+    dir, read-only root, capabilities, init and stop signal. Restarts stay the controller's."""
+    limits = spec.resources.limits
+    reserved_cpu = spec.resources.reservations.cpu_millis
+    return {
+        "limits": Limits.from_millicores(
+            limits.cpu_millis, memory_bytes=limits.memory_bytes, pids=spec.resources.pids_limit,
+            cpu_shares=max(2, reserved_cpu * 1024 // 1000) if reserved_cpu else 0,  # as Kubernetes maps requests
+        ),
+        "mounts": tuple(MountSpec(m.target, _MOUNT_TYPES[m.type], m.source, m.read_only) for m in spec.mounts),
+        "volumes_from": tuple(f"label:{SERVICE_LABEL}={service}" for service in spec.volumes_from),
+        "user": spec.user,
+        "working_dir": spec.working_dir,
+        "read_only_rootfs": spec.read_only_rootfs,
+        "cap_add": tuple(spec.cap_add),
+        "cap_drop": tuple(spec.cap_drop),
+        "init": spec.init,
+        "stop_signal": spec.stop_signal or None,
+    }
+
+
 def container_spec(task: types_pb2.Task) -> ContainerSpec:
     spec = task.spec
     return ContainerSpec(
@@ -52,6 +80,7 @@ def container_spec(task: types_pb2.Task) -> ContainerSpec:
         env=dict(spec.env),
         stop_grace_period=spec.stop_grace_period or DEFAULT_GRACE,
         labels={**spec.labels, TASK_LABEL: task.id, SERVICE_LABEL: task.service, SLOT_LABEL: str(task.slot)},
+        **runtime_fields(spec),
     )
 
 

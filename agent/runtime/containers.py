@@ -65,7 +65,7 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    stop_signal: int | None = None  # None: the image's, else SIGTERM
+    stop_signal: int | str | None = None  # a number or a name ("SIGQUIT"); None: the image's, else SIGTERM
     stop_grace_period: float = 10.0
     labels: Mapping[str, str] = field(default_factory=dict)
     netns_path: str | None = None  # join this network namespace (prepared by agent.network) instead of a new one
@@ -78,7 +78,9 @@ class ContainerSpec:
     init: bool = False  # a minimal init as PID 1 (reaps zombies, forwards signals)
     limits: Limits = Limits()
     mounts: tuple[MountSpec, ...] = ()
-    volumes_from: tuple[str, ...] = ()  # container ids, each optionally suffixed ":ro"
+    # Containers whose mounts to share, each a container id or "label:KEY=VALUE" (the oldest
+    # container with that label), optionally suffixed ":ro" or ":rw".
+    volumes_from: tuple[str, ...] = ()
     restart: RestartPolicy = RestartPolicy()
     rlimits: Mapping[str, int] = field(default_factory=lambda: dict(oci.DEFAULT_RLIMITS))
     no_new_privileges: bool = True
@@ -364,16 +366,14 @@ class Runtime:
             if _absolute(target, "image VOLUME") not in targets:
                 targets.add(target)
                 volume(None, target, False)
-        for source_id in spec.volumes_from:
-            other_id, _, mode = source_id.partition(":")
-            if mode not in ("", "ro", "rw"):
-                raise InvalidSpec(f"volumes_from {source_id!r}: the mode must be ro or rw")
-            other = self._dir(other_id)
+        for source in spec.volumes_from:
+            selector, mode = (source[:-3], source[-2:]) if source.endswith((":ro", ":rw")) else (source, "")
+            other = self._dir(self._select(selector))
             try:
                 other_mounts = other.read_config()["mounts"][len(oci.DEFAULT_MOUNTS):]
                 other_volumes = other.read_bundle().volumes
             except FileNotFoundError:
-                raise ContainerNotFound(other_id) from None
+                raise ContainerNotFound(selector) from None
             for m in other_mounts:
                 if m["destination"] not in targets:
                     targets.add(m["destination"])
@@ -381,6 +381,16 @@ class Runtime:
                     mounts.append(oci.Mount(m["destination"], m["source"], m["type"], read_only))
             held += other_volumes
         return mounts, tuple(dict.fromkeys(held))
+
+    def _select(self, selector: str) -> str:
+        """A container id, or the oldest container with the label of ``label:KEY=VALUE``."""
+        if not selector.startswith("label:"):
+            return selector
+        key, _, value = selector.removeprefix("label:").partition("=")
+        matching = sorted((c for c in self.list() if c.labels.get(key) == value), key=lambda c: c.created_at)
+        if not matching:
+            raise InvalidSpec(f"volumes_from {selector!r}: no container on this host has that label")
+        return matching[0].id
 
     def _config(self, spec: ContainerSpec, image: Image, cdir: ContainerDir, mounts: list[oci.Mount]) -> dict[str, object]:
         config = image.config
@@ -483,10 +493,13 @@ def _absolute(path: str, what: str) -> str:
 
 
 def _stop_signal(spec: ContainerSpec, image: Image) -> int:
-    if spec.stop_signal is not None:
-        return int(spec.stop_signal)
-    named = getattr(image.config, "stop_signal", "")
-    return process.parse_signal(named) if named else int(signal.SIGTERM)
+    wanted = spec.stop_signal if spec.stop_signal is not None else getattr(image.config, "stop_signal", "")
+    if isinstance(wanted, int):
+        return wanted
+    try:
+        return process.parse_signal(wanted) if wanted else int(signal.SIGTERM)
+    except ValueError as e:
+        raise InvalidSpec(f"stop signal: {e}") from e
 
 
 def _image_file(image: Image, relative: str) -> str:

@@ -168,3 +168,26 @@ def test_log_rotation_keeps_the_newest_files_and_reads_across_them(tmp_path: Pat
     since = parse_time("2023-11-14T22:13:20.000027Z")  # the 28th record's time
     assert [r.line for r in read_log(path, tail=0, follow=False, finished=lambda: True, since=since)] == [
         "line 27", "line 28", "line 29"]
+
+
+def test_a_service_specs_container_options_map_to_the_runtime() -> None:
+    from agent.converge import runtime_fields
+    from agent.runtime import MountSpec
+    from moorage.v1 import types_pb2
+
+    spec = types_pb2.ServiceSpec(
+        name="web", image="busybox", user="nobody", working_dir="/srv", read_only_rootfs=True, init=True,
+        stop_signal="SIGQUIT", cap_add=["NET_ADMIN"], cap_drop=["CHOWN"], volumes_from=["db"],
+        mounts=[types_pb2.Mount(type=types_pb2.Mount.TYPE_BIND, source="/x", target="/y", read_only=True),
+                types_pb2.Mount(type=types_pb2.Mount.TYPE_VOLUME, source="data", target="/data"),
+                types_pb2.Mount(type=types_pb2.Mount.TYPE_TMPFS, target="/tmp")],
+        resources=types_pb2.ResourceRequirements(limits=types_pb2.Resources(cpu_millis=500, memory_bytes=1 << 26),
+                                                 reservations=types_pb2.Resources(cpu_millis=250), pids_limit=50))
+    assert runtime_fields(spec) == {
+        "limits": Limits(memory_bytes=1 << 26, cpu_shares=256, cpu_quota_us=50_000, pids=50),
+        "mounts": (MountSpec("/y", "bind", "/x", True), MountSpec("/data", "volume", "data"), MountSpec("/tmp", "tmpfs")),
+        "volumes_from": ("label:moorage.service=db",), "user": "nobody", "working_dir": "/srv",
+        "read_only_rootfs": True, "cap_add": ("NET_ADMIN",), "cap_drop": ("CHOWN",), "init": True,
+        "stop_signal": "SIGQUIT",
+    }
+    assert runtime_fields(types_pb2.ServiceSpec())["limits"] == Limits()

@@ -70,14 +70,19 @@ def test_an_image_volume_becomes_an_anonymous_volume_seeded_from_the_image(runti
 
 def test_volumes_from_a_data_container(runtime: Runtime, volume_image: str) -> None:
     data = ContainerSpec(name="data", image=volume_image, args=("sh", "-c", "echo shared > /var/lib/app/x"),
-                         mounts=(MountSpec("/named", "volume", "moorage-test-named"),))
+                         mounts=(MountSpec("/named", "volume", "moorage-test-named"),), labels={"kind": "data"})
     run_to_end(runtime, "data", data)
     reader = dataclasses.replace(sh("reader", "cat /var/lib/app/x; ls /named; echo y > /named/y"), volumes_from=("data",))
     assert run_to_end(runtime, "reader", reader) == ["shared"]
+    by_label = dataclasses.replace(sh("by-label", "cat /var/lib/app/x"), volumes_from=("label:role=data",))
+    with pytest.raises(InvalidSpec, match="no container on this host has that label"):
+        runtime.create("nolabel", by_label)
     ro = dataclasses.replace(sh("ro", "echo z > /var/lib/app/z || echo refused"), volumes_from=("data:ro",))
     assert run_to_end(runtime, "ro", ro) == ["refused"]
     users = runtime.volume_users()
     assert sorted(users["moorage-test-named"]) == ["data", "reader", "ro"]
+    labelled = dataclasses.replace(sh("labelled", "cat /var/lib/app/x"), volumes_from=("label:kind=data",))
+    assert run_to_end(runtime, "labelled", labelled) == ["shared"]
     runtime.remove("data", volumes=True)  # the readers still hold its anonymous volume
     assert len(runtime.volumes.names()) == 2
     with pytest.raises(VolumeInUse):
