@@ -233,10 +233,6 @@ class LocalCluster:
     def controller_addresses(self) -> list[str]:
         return [c.address for c in self.controllers]
 
-    @property
-    def controller(self) -> Daemon:
-        return self.controllers[0].daemon
-
     def cli_env(self) -> dict[str, str]:
         return {**os.environ, "MOOR_CONTROLLER": ",".join(self.controller_addresses)}
 
