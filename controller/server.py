@@ -15,6 +15,7 @@ import structlog
 from controller.api import ControlService
 from controller.events import EventHub
 from controller.leader import Election
+from controller.network import DEFAULT_CLUSTER_CIDR
 from controller.reconciler import Reconciler
 from controller.sessions import Sessions
 from controller.store import Store
@@ -49,16 +50,20 @@ async def serve(
     node_ttl: float = DEFAULT_NODE_TTL,
     controller_id: str | None = None,
     placement: Config = Config(),
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+    masquerade: bool = True,
 ) -> None:
     """Serve Control and AgentSession on every ``listen`` address until ``stop`` is set.
 
     ``node_ttl``: seconds without a heartbeat after which a node is marked down.
     ``placement``: the cluster's placement settings (strategy spread or binpack).
+    ``cluster_cidr``: where node subnets (a /24 each) come from; ``masquerade``: whether
+    agents NAT their containers' outbound traffic through their host address.
     """
     store = await Store.connect(etcd_endpoints)
     controller_id = controller_id or default_controller_id()
     events = EventHub()
-    sessions = Sessions(store, node_ttl=node_ttl)
+    sessions = Sessions(store, node_ttl=node_ttl, cluster_cidr=cluster_cidr, masquerade=masquerade)
     reconciler = Reconciler(store, node_ttl=node_ttl, placement=placement)
     election = Election(store, controller_id, ttl=LEADER_TTL)
     server = grpc.aio.server(options=SERVER_OPTIONS)

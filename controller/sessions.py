@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
+from controller import network
 from controller.clock import now
 from controller.errors import StoreError
 from controller.exec import ExecRouter
@@ -44,6 +45,7 @@ def apply_status(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb
     updated.container_id = status.container_id
     updated.exit_code = status.exit_code
     updated.message = status.message
+    updated.address = status.address
     if status.HasField("started_at"):
         updated.started_at.CopyFrom(status.started_at)
     if status.HasField("finished_at"):
@@ -92,16 +94,28 @@ class _Connection:
     # and never holds up the heartbeats behind it.
     statuses: dict[str, agent_pb2.TaskStatus] = field(default_factory=dict)
     reported: asyncio.Event = field(default_factory=asyncio.Event)
+    subnet: str = ""
+    links: list[str] = field(default_factory=list)  # services its tasks link to
     outbox: asyncio.Queue[agent_pb2.ControllerMessage] = field(default_factory=asyncio.Queue)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    peers_dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
     def send(self, message: agent_pb2.ControllerMessage) -> None:
         self.outbox.put_nowait(message)
 
 
 class Sessions(agent_pb2_grpc.AgentSessionServicer):
-    def __init__(self, store: Store, *, node_ttl: float = 3.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        node_ttl: float = 3.0,
+        cluster_cidr: str = network.DEFAULT_CLUSTER_CIDR,
+        masquerade: bool = True,
+    ) -> None:
         self._store = store
+        self._cluster_cidr = str(network.check_cluster_cidr(cluster_cidr))
+        self._masquerade = masquerade
         self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
         self._connections: dict[str, _Connection] = {}
         self._log_routes: dict[str, _LogRoute] = {}
@@ -113,6 +127,13 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         for node_id in node_ids:
             if (conn := self._connections.get(node_id)) is not None:
                 conn.dirty.set()
+        for conn in self._connections.values():
+            if conn.links:  # a linked service's task may have moved: its endpoints are re-read
+                conn.dirty.set()
+
+    def peers_changed(self) -> None:
+        for conn in self._connections.values():
+            conn.peers_dirty.set()
 
     def all_changed(self) -> None:
         self.nodes_changed(list(self._connections))
@@ -183,13 +204,21 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         conn = _Connection(node_id, register)
         await self._register(conn)
         self._connections[node_id] = conn  # a newer session of the node replaces an older one
-        registered = agent_pb2.Registered(node_id=node_id, heartbeat_interval=self.heartbeat_interval)
+        registered = agent_pb2.Registered(
+            node_id=node_id,
+            heartbeat_interval=self.heartbeat_interval,
+            subnet=conn.subnet,
+            cluster_cidr=self._cluster_cidr,
+            masquerade=self._masquerade,
+        )
         conn.send(agent_pb2.ControllerMessage(registered=registered))
         conn.dirty.set()
-        bound.info("agent registered", address=register.address)
+        conn.peers_dirty.set()
+        bound.info("agent registered", address=register.address, subnet=conn.subnet)
         helpers = [
             asyncio.create_task(self._write(conn, context)),
             asyncio.create_task(self._assign(conn)),
+            asyncio.create_task(self._peers(conn)),
             asyncio.create_task(self._record(conn)),
         ]
         try:
@@ -226,9 +255,23 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             node.state = types_pb2.NODE_STATE_READY
             node.resources.CopyFrom(register.resources)
             node.last_seen.CopyFrom(stamp)
-            await self._store.commit([Put(node_key(conn.node_id), node, existing.version if existing else 0)])
+            claim = [] if node.subnet else await self._claim_subnet(node)
+            await self._store.commit([Put(node_key(conn.node_id), node, existing.version if existing else 0), *claim])
+            conn.subnet = node.subnet
 
         await retry_on_conflict(upsert)
+
+    async def _claim_subnet(self, node: types_pb2.Node) -> list[Put]:
+        """Give ``node`` the first free /24 of the cluster CIDR; the claim to commit with it (none if
+        the node had claimed it before). A claim made meanwhile by another node fails the commit."""
+        used = [n.subnet for n in (await self._store.list_nodes()).items if n.id != node.id]
+        for subnet in network.candidates(self._cluster_cidr, used):
+            raw = await self._store.get_raw(network.subnet_key(subnet))
+            owner = types_pb2.Node.FromString(raw).id if raw is not None else None
+            if owner is None or owner == node.id:
+                node.subnet = subnet
+                return [Put(network.subnet_key(subnet), types_pb2.Node(id=node.id), 0)] if owner is None else []
+        raise StoreError(f"no free /{network.NODE_PREFIX} left in the cluster CIDR {self._cluster_cidr}")
 
     async def _heartbeat(self, conn: _Connection) -> None:
         """Renew the node's lease; if it ran out meanwhile, the node was (or
@@ -247,7 +290,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
 
     async def _assign(self, conn: _Connection) -> None:
         """Send the node its tasks each time they (may) have changed."""
-        sent: list[tuple[str, int, bytes]] | None = None
+        sent: tuple[list[tuple[str, int, bytes]], list[bytes]] | None = None
         while True:
             await conn.dirty.wait()
             conn.dirty.clear()
@@ -259,14 +302,41 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
                 conn.dirty.set()
                 continue
             tasks = assigned(listing.items)
-            view = desired_view(tasks)
+            conn.links = network.linked_services(tasks)
+            try:
+                linked = [
+                    network.endpoints(service, (await self._store.list_tasks(service=service)).items)
+                    for service in conn.links
+                ]
+            except StoreError:
+                log.warning("could not read linked services, retrying", node=conn.node_id, exc_info=True)
+                await asyncio.sleep(0.5)
+                conn.dirty.set()
+                continue
+            view = (desired_view(tasks), [e.SerializeToString(deterministic=True) for e in linked])
             if view == sent:
                 continue
             sent = view
             # The etcd revision of the read: increases across sessions and controllers.
-            conn.send(
-                agent_pb2.ControllerMessage(assignments=agent_pb2.Assignments(version=listing.revision, tasks=tasks))
-            )
+            assignments = agent_pb2.Assignments(version=listing.revision, tasks=tasks, endpoints=linked)
+            conn.send(agent_pb2.ControllerMessage(assignments=assignments))
+
+    async def _peers(self, conn: _Connection) -> None:
+        """Send the node every node's address and subnet (for its routes) each time they change."""
+        sent: agent_pb2.Peers | None = None
+        while True:
+            await conn.peers_dirty.wait()
+            conn.peers_dirty.clear()
+            try:
+                peers = network.peers((await self._store.list_nodes()).items)
+            except StoreError:
+                log.warning("could not read the nodes, retrying", node=conn.node_id, exc_info=True)
+                await asyncio.sleep(0.5)
+                conn.peers_dirty.set()
+                continue
+            if peers != sent:
+                sent = peers
+                conn.send(agent_pb2.ControllerMessage(peers=peers))
 
     async def _receive(self, conn: _Connection, message: agent_pb2.AgentMessage) -> None:
         kind = message.WhichOneof("body")

@@ -42,6 +42,7 @@ class Router:
     def node(self, change: Change | None) -> None:
         # A node that came or went may let pending tasks be placed.
         self._reconciler.placement_needed()
+        self._sessions.peers_changed()  # agents route to every node's subnet
         if change is None:
             return
         prev, cur = (types_pb2.Node.FromString(v) if v is not None else None for v in (change.prev, change.value))

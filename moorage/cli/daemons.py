@@ -44,6 +44,15 @@ def controller(
         Strategy,
         typer.Option("--placement-strategy", help="Spread tasks over the least loaded nodes, or bin-pack them."),
     ] = Strategy.SPREAD,
+    cluster_cidr: Annotated[
+        str, typer.Option("--cluster-cidr", help="Network that node subnets (a /24 each) are taken from.")
+    ] = "10.244.0.0/16",
+    masquerade: Annotated[
+        bool,
+        typer.Option(
+            "--masquerade/--no-masquerade", help="NAT containers' outbound traffic through their host's address."
+        ),
+    ] = True,
 ) -> None:
     """Run a controller: the API server that keeps the cluster's state in etcd.
 
@@ -60,6 +69,8 @@ def controller(
             node_ttl=node_ttl,
             controller_id=controller_id,
             placement=Config(strategy=placement_strategy),
+            cluster_cidr=cluster_cidr,
+            masquerade=masquerade,
         )
     )
 
@@ -78,6 +89,9 @@ def agent(
     ] = None,
     registry: RegistryOption = None,
     insecure_registry: InsecureOption = None,
+    cleanup: Annotated[
+        bool, typer.Option("--cleanup", help="On SIGTERM/SIGINT, remove this host's bridge, routes and NAT table.")
+    ] = False,
 ) -> None:
     """Run the agent of this host: it joins the controller and runs the containers assigned to it.
 
@@ -95,6 +109,7 @@ def agent(
             address=address,
             labels=labels,
             registry=registry_settings(registry, insecure_registry),
+            cleanup=cleanup,
         )
     )
 
