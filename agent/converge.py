@@ -17,6 +17,17 @@ from typing import Any, TypeVar
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agent.network import (
+    BRIDGE_MODE,
+    HOST_MODE,
+    NONE_MODE,
+    Attachment,
+    NetworkError,
+    NodeNetwork,
+    PortMapping,
+    netns_path,
+)
+from agent.network.etcfiles import link_entries, write
 from agent.runtime.cgroups import Limits
 from agent.runtime.containers import ContainerSpec, ContainerState, ContainerStatus, MountSpec, Runtime
 from agent.runtime.errors import RuntimeFailure, StartFailed
@@ -33,6 +44,7 @@ SLOT_LABEL = "moorage.slot"
 TERMINAL = frozenset({S.TASK_STATE_COMPLETE, S.TASK_STATE_FAILED, S.TASK_STATE_REJECTED, S.TASK_STATE_SHUTDOWN})
 DEFAULT_GRACE = 10.0
 HOSTNAME_MAX = 63
+NETWORK_MODES = {types_pb2.NETWORK_MODE_HOST: HOST_MODE, types_pb2.NETWORK_MODE_NONE: NONE_MODE}
 
 T = TypeVar("T")
 
@@ -70,7 +82,7 @@ def runtime_fields(spec: types_pb2.ServiceSpec) -> dict[str, Any]:
     }
 
 
-def container_spec(task: types_pb2.Task) -> ContainerSpec:
+def container_spec(task: types_pb2.Task, network: Attachment | None = None) -> ContainerSpec:
     spec = task.spec
     return ContainerSpec(
         name=container_name(task),
@@ -81,7 +93,13 @@ def container_spec(task: types_pb2.Task) -> ContainerSpec:
         stop_grace_period=spec.stop_grace_period or DEFAULT_GRACE,
         labels={**spec.labels, TASK_LABEL: task.id, SERVICE_LABEL: task.service, SLOT_LABEL: str(task.slot)},
         **runtime_fields(spec),
+        netns_path=netns_path(network) if network else None,
+        host_network=network is not None and network.mode == HOST_MODE,
     )
+
+
+def port_mappings(spec: types_pb2.ServiceSpec) -> list[PortMapping]:
+    return [PortMapping(p.host_port, p.container_port, p.protocol or "tcp") for p in spec.ports]
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
@@ -92,11 +110,12 @@ def timestamp(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def status_of(task_id: str, container: ContainerState) -> agent_pb2.TaskStatus:
+def status_of(task_id: str, container: ContainerState, address: str = "") -> agent_pb2.TaskStatus:
     """The task state a container's state stands for."""
     status = agent_pb2.TaskStatus(
         task_id=task_id,
         container_id=container.id,
+        address=address,
         started_at=timestamp(container.started_at),
         finished_at=timestamp(container.finished_at),
     )
@@ -123,18 +142,24 @@ class Converger:
         images: ImageStore,
         report: Callable[[agent_pb2.TaskStatus], None],
         pool: ThreadPoolExecutor,
+        network: NodeNetwork,
     ) -> None:
         self._runtime = runtime
         self._images = images
+        self._network = network
+        self._endpoints: dict[str, list[str]] = {}  # linked service -> its task addresses
         self._report = report
         self._pool = pool
         self._assigned: dict[str, types_pb2.Task] = {}
+        self._heard = False  # no assignments yet: running containers may well be ours, touch nothing
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._last_sent: dict[str, tuple[int, str, int]] = {}
         self._wake = asyncio.Event()
 
-    def assign(self, tasks: Mapping[str, types_pb2.Task]) -> None:
+    def assign(self, tasks: Mapping[str, types_pb2.Task], endpoints: Mapping[str, list[str]] | None = None) -> None:
         self._assigned = dict(tasks)
+        self._endpoints = dict(endpoints or {})
+        self._heard = True
         self._wake.set()
 
     def resend_all(self) -> None:
@@ -166,6 +191,8 @@ class Converger:
                 pass
 
     async def step(self) -> None:
+        if not self._heard:
+            return
         containers = {c.labels.get(TASK_LABEL, c.id): c for c in await self._blocking(self._runtime.list)}
         for task_id, task in self._assigned.items():
             if task_id in self._busy:
@@ -177,7 +204,7 @@ class Converger:
                 else:
                     self._spawn(task_id, self._shutdown(task, container))
             elif container is not None:
-                self._send(status_of(task_id, container))
+                self._send(status_of(task_id, container, self._network.address(container.id)))
             elif task.observed_state not in TERMINAL:
                 self._spawn(task_id, self._start(task))
         for task_id, container in containers.items():
@@ -186,6 +213,8 @@ class Converger:
         for task_id in list(self._last_sent):
             if task_id not in self._assigned:
                 del self._last_sent[task_id]
+        # Network leftovers of containers removed behind our back (or before a crash).
+        await self._blocking(self._network.collect, {c.id for c in containers.values()} | set(self._busy))
 
     def _spawn(self, task_id: str, work: Coroutine[Any, Any, None]) -> None:
         job = asyncio.create_task(work)
@@ -206,21 +235,32 @@ class Converger:
             bound.warning("image not available", image=task.spec.image, reason=str(err))
             self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_REJECTED, message=str(err)))
             return
-        self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_STARTING, container_id=task.id))
+        mode = NETWORK_MODES.get(task.spec.network, BRIDGE_MODE)
         try:
-            container = await self._blocking(self._runtime.run, task.id, container_spec(task))
+            network = await self._blocking(self._network.attach, task.id, mode, port_mappings(task.spec))
+        except NetworkError as err:
+            bound.warning("container network refused", reason=str(err))
+            self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_REJECTED, message=str(err)))
+            return
+        self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_STARTING, container_id=task.id))
+        spec = container_spec(task, network)
+        links = link_entries([(link.service, link.alias) for link in task.spec.links], self._endpoints)
+        try:
+            created = await self._blocking(self._runtime.create, task.id, spec)
+            await self._blocking(write, created.upper_dir, self._network.etc_files(network, spec.name, links))
+            container = await self._blocking(self._runtime.start, task.id)
         except StartFailed as err:
             bound.warning("container failed to start", reason=str(err))
             self._send(
                 agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_FAILED, container_id=task.id, message=str(err))
             )
             return
-        except RuntimeFailure as err:
+        except (RuntimeFailure, OSError) as err:  # OSError: writing its /etc files
             bound.error("container could not be created", reason=str(err))
             self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_REJECTED, message=str(err)))
-            return
-        bound.info("container started", pid=container.pid)
-        self._send(status_of(task.id, container))
+            return  # the next pass detaches the network of the container that does not exist
+        bound.info("container started", pid=container.pid, address=network.address)
+        self._send(status_of(task.id, container, network.address))
 
     async def _shutdown(self, task: types_pb2.Task, container: ContainerState) -> None:
         await self._stop_and_remove(container)
@@ -234,4 +274,5 @@ class Converger:
         if container.status is ContainerStatus.RUNNING:
             await self._blocking(self._runtime.stop, container.id)
         await self._blocking(self._runtime.remove, container.id, True)
+        await self._blocking(self._network.detach, container.id)
         log.info("container removed", container=container.id)

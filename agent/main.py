@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import socket
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from agent import host
 from agent.converge import Converger
 from agent.exec import ExecServer
 from agent.logs import LogServer
+from agent.network import NetworkError, NodeNetwork
 from agent.runtime.containers import Runtime
 from agent.runtime.images import ImageStore
 from agent.runtime.registry import RegistrySettings
@@ -61,7 +63,8 @@ class Agent:
         self.pool = ThreadPoolExecutor(RUNTIME_THREADS, thread_name_prefix="runtime")
         self.outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
         self.registered = False  # the current session got as far as Registered
-        self.converger = Converger(self.runtime, self.images, self._report, self.pool)
+        self.network = NodeNetwork(state_dir, register.address)
+        self.converger = Converger(self.runtime, self.images, self._report, self.pool, self.network)
         loop = asyncio.get_running_loop()
         self.logs = LogServer(
             self.runtime,
@@ -98,10 +101,25 @@ class Agent:
                         self.registered = True
                         interval = message.registered.heartbeat_interval or DEFAULT_HEARTBEAT
                         heartbeat = heartbeat or asyncio.create_task(self._heartbeat(interval))
+                    await self._network_changes(message)
                     self._handle(message)
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
+
+    async def _network_changes(self, message: agent_pb2.ControllerMessage) -> None:
+        """The bridge and NAT after Registered (before any assignment), routes after Peers."""
+        loop = asyncio.get_running_loop()
+        kind = message.WhichOneof("body")
+        try:
+            if kind == "registered" and message.registered.subnet:
+                r = message.registered
+                await loop.run_in_executor(self.pool, self.network.configure, r.subnet, r.cluster_cidr, r.masquerade)
+            elif kind == "peers":
+                peers = {node.subnet: node.address for node in message.peers.nodes if node.id != self.register.node_id}
+                await loop.run_in_executor(self.pool, self.network.set_peers, peers)
+        except (NetworkError, OSError) as err:
+            log.error("could not set up the host network", step=kind, reason=str(err))
 
     def _handle(self, message: agent_pb2.ControllerMessage) -> None:
         kind = message.WhichOneof("body")
@@ -110,7 +128,11 @@ class Agent:
         elif kind == "assignments":
             tasks = {task.id: task for task in message.assignments.tasks}
             log.info("assignments", version=message.assignments.version, tasks=len(tasks))
-            self.converger.assign(tasks)
+            endpoints = {
+                linked.service: [e.address for e in linked.endpoints if e.address]
+                for linked in message.assignments.endpoints
+            }
+            self.converger.assign(tasks, endpoints)
         elif kind == "logs_query":
             self.logs.handle(message.logs_query)
         elif kind == "exec":
@@ -151,8 +173,13 @@ async def serve(
     address: str | None = None,
     labels: Mapping[str, str] | None = None,
     registry: RegistrySettings | None = None,
+    cleanup: bool = False,
 ) -> None:
-    """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated."""
+    """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated.
+
+    With ``cleanup``, SIGTERM/SIGINT end it gracefully and the host network (bridge, routes,
+    NAT table) is removed on the way out.
+    """
     hostname = socket.gethostname()
     register = agent_pb2.Register(
         node_id=node_id or hostname,
@@ -166,4 +193,17 @@ async def serve(
     log.info("agent starting", controller=controller, state_dir=str(state_dir), address=register.address)
     agent = Agent(controller_list(controller), state_dir, register)
     agent.converger.registry = registry or RegistrySettings()
-    await agent.run()
+    if not cleanup:
+        await agent.run()
+        return
+    loop = asyncio.get_running_loop()
+    running = asyncio.current_task()
+    assert running is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, running.cancel)
+    try:
+        await agent.run()
+    except asyncio.CancelledError:
+        log.info("agent stopping: removing the host network")
+    finally:
+        await asyncio.to_thread(agent.network.cleanup)  # netlink off the event loop
