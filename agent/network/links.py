@@ -36,7 +36,7 @@ CONTAINER_IFNAME = "eth0"
 NETNS_DIR = Path("/run/netns")
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 PIN_PREFIX = "moorc-"
-ORPHAN_AGE = 60.0
+ORPHAN_AGE = 10.0  # seconds; a setup takes milliseconds
 _THREAD_NETNS = "/proc/thread-self/ns/net"
 
 
@@ -46,8 +46,13 @@ def host_veth(container_id: str) -> str:
 
 
 def _index(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """The interface's index by one RTM_GETLINK for that name (link_lookup dumps every link)."""
+    try:
+        return int(ipr.link("get", ifname=name)[0]["index"])
+    except NetlinkError as err:
+        if err.code == errno.ENODEV:
+            return None
+        raise
 
 
 def ensure_bridge(subnet: ipaddress.IPv4Network) -> None:
