@@ -28,6 +28,9 @@ from moorage.manifest import parse_duration
 from moorage.v1 import types_pb2
 
 NEW_TASK_POLL = 1.0
+# A task's log can be read once its container has started (a created one may have no log yet).
+_RUNNING = types_pb2.TASK_STATE_RUNNING
+_STARTED = frozenset({_RUNNING, types_pb2.TASK_STATE_COMPLETE, types_pb2.TASK_STATE_FAILED})
 
 
 def parse_since(value: str, now: datetime) -> Timestamp:
@@ -109,19 +112,29 @@ def _stream(
 def _follow_service(
     client: ControlClient, service: str, tail: int, since: Timestamp | None
 ) -> Iterator[types_pb2.LogEntry]:
-    """The service's stream, plus one stream per task that gets a container later."""
+    """The service's stream, plus one stream per task that gets a container later.
+
+    A task's stream that ends before its first line is opened again while the
+    task's container is running.
+    """
     lines: queue.Queue[object] = queue.Queue()
     known = {t.id for t in client.list_tasks(service, all=True) if t.container_id}
+    empty: set[str] = set()  # tasks whose stream ended before their first line
 
-    def pump(entries: Iterator[types_pb2.LogEntry]) -> None:
+    def pump(entries: Iterator[types_pb2.LogEntry], task_id: str = "") -> None:
+        count = 0
         try:
             for entry in entries:
+                count += 1
                 lines.put(entry)
         except ClientError as exc:
             lines.put(exc)
+        if task_id and not count:  # try again while it runs
+            empty.add(task_id)
+            known.discard(task_id)
 
-    def start(entries: Iterator[types_pb2.LogEntry]) -> None:
-        threading.Thread(target=pump, args=(entries,), daemon=True).start()
+    def start(entries: Iterator[types_pb2.LogEntry], task_id: str = "") -> None:
+        threading.Thread(target=pump, args=(entries, task_id), daemon=True).start()
 
     def watch_new_tasks() -> None:
         while True:
@@ -131,9 +144,10 @@ def _follow_service(
             except ClientError:
                 continue
             for task in current:
-                if task.container_id and task.id not in known:
+                started = task.observed_state in _STARTED and (task.id not in empty or task.observed_state == _RUNNING)
+                if task.container_id and task.id not in known and started:
                     known.add(task.id)
-                    start(_stream(client, service, task.id, True, 0, since))
+                    start(_stream(client, service, task.id, True, 0, since), task.id)
 
     start(_stream(client, service, "", True, tail, since))
     threading.Thread(target=watch_new_tasks, daemon=True).start()
