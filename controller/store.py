@@ -110,6 +110,7 @@ def _converted(error: Exception) -> StoreError:
 
 
 _FAILURES = (aetcd.ClientError, grpc.RpcError, asyncio.TimeoutError)
+RECOVERY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def _decode(cls: type[M], kv: aetcd.KeyValue) -> M:
@@ -130,8 +131,8 @@ class Store:
 
     etcd members all serve the same data, so when the member in use stops
     answering the store connects to the next one that does and repeats the
-    call once. A repeated ``commit`` is safe: if the first attempt did land,
-    the repeat fails its revision compare and the caller re-reads.
+    call. A repeated ``commit`` is safe: if an earlier attempt did land, the
+    repeat fails its revision compare and the caller re-reads.
     """
 
     def __init__(self, client: aetcd.Client, endpoint: str, endpoints: Sequence[str], timeout: float) -> None:
@@ -181,16 +182,21 @@ class Store:
                 await failed.close()
 
     async def _call(self, operation: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        """Run ``operation`` on the current client; on an unreachable member, fail over and repeat once."""
-        for attempt in (1, 2):
+        """Run ``operation`` on the current client. While etcd is unavailable
+        (a member down, or the cluster electing a new leader), move to another
+        member and try again after a growing pause, for about a second and a half."""
+        for pause in (*RECOVERY_PAUSES, None):
             client = self._client
             try:
                 return await operation(client)
             except _FAILURES as e:
                 error = _converted(e)
-                if attempt == 2 or not isinstance(error, StoreUnavailableError) or len(self._endpoints) < 2:
+                if pause is None or not isinstance(error, StoreUnavailableError):
                     raise error from e
-                await self._fail_over(client)
+            if len(self._endpoints) > 1:
+                with contextlib.suppress(StoreUnavailableError):  # none reachable now: retry where we are
+                    await self._fail_over(client)
+            await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
