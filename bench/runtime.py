@@ -95,11 +95,17 @@ def main(argv: list[str]) -> None:
         spec = ContainerSpec(name="bench", image="busybox", limits=LIMITS, stop_grace_period=0)
         bundle = oci_bundle(runtime, work, spec)
 
+        phases: dict[str, list[float]] = {"  of which create": [], "  of which start": []}
+
         def moorage_start(n: int) -> float:
             began = time.perf_counter()
             runtime.create(f"c{n}", spec)
+            created = time.perf_counter()
             runtime.start(f"c{n}")
-            return time.perf_counter() - began
+            ended = time.perf_counter()
+            phases["  of which create"].append(created - began)
+            phases["  of which start"].append(ended - created)
+            return ended - began
 
         executors: dict[str, tuple[Callable[[int], float], Callable[[int], None]]] = {
             "moorage create+start": (moorage_start, lambda n: runtime.remove(f"c{n}", force=True)),
@@ -109,6 +115,8 @@ def main(argv: list[str]) -> None:
         for start, remove in executors.values():  # warm-up: fork server, page cache, binaries
             start(-1)
             remove(-1)
+        for values in phases.values():
+            values.clear()
         times: dict[str, list[float]] = {name: [] for name in executors}
         for n in range(rounds):
             for name, (start, remove) in executors.items():
@@ -117,11 +125,13 @@ def main(argv: list[str]) -> None:
         anchor = statistics.median(times["crun run -d"])
         print(f"{rounds} rounds, busybox `{' '.join(COMMAND)}`, same bundle; ms")
         print(f"{'executor':24} {'median':>8} {'p99':>8} {'median/crun':>12}")
-        for name, values in times.items():
+        rows = {"moorage create+start": times.pop("moorage create+start"), **phases, **times}
+        for name, values in rows.items():
             median = statistics.median(values)
             print(f"{name:24} {median * 1000:8.2f} {percentile(values, 0.99) * 1000:8.2f} {median / anchor:12.2f}")
     finally:
-        sc.umount2(work / "bundle" / "rootfs", sc.MNT_DETACH) if (work / "bundle" / "rootfs").is_mount() else None
+        if (work / "bundle" / "rootfs").is_mount():
+            sc.umount2(work / "bundle" / "rootfs", sc.MNT_DETACH)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.runtime.fsutil import atomic_write_json
+from agent.runtime.fsutil import atomic_write_json, canonical_json
 from agent.runtime.lifecycle import ContainerStatus
 from agent.runtime.restart import RestartPolicy
 
@@ -112,7 +112,7 @@ class ContainerDir:
         """Fill the freshly made directory; container.json goes last, as it marks the container as existing."""
         for d in (self.rootfs, self.upper, self.work):
             d.mkdir()
-        atomic_write_json(self.config_file, config, durable=False)
+        self.config_file.write_bytes(canonical_json(config))  # nobody reads it before container.json exists
         atomic_write_json(self.bundle_file, _plain(bundle), durable=False)
 
     def read_bundle(self) -> Bundle:

@@ -4,16 +4,20 @@ Starting a shim as a new Python process costs ~100 ms (interpreter start + impor
 container start; forking it from a process that has already imported everything costs well
 under a millisecond, and keeps the fork out of the agent's threaded, asyncio process.
 
-    Runtime ──sendmsg(JSON request + fds)──► fork server ──fork──► shim (setsid) ──fork──► PID 1
-             (SOCK_SEQPACKET socketpair)        │                     (see shim.py)
-             ◄── the request's own pipe ────────┼──────────────── report / exit status
-                                               └─ reaps its children; exits when the lifeline
-                                                  pipe from its owner reaches EOF
+    Runtime ──sendmsg(JSON request + fds)──► standby ══ becomes ══► shim ──fork──► PID 1
+             (SOCK_SEQPACKET socketpair)        ▲                    (see shim.py) or exec helper
+             ◄── the request's own pipe ────────┼────────────── report / exit status
+                                      fork server: forks the next standby when one is taken,
+                                      reaps its children, exits when its owner is gone
 
-Each forked child starts a new session and closes the server's sockets, so it outlives the
-fork server and the agent; the fork server itself ends with the process that started it.
-Requests carry their own reply fds (the shim's ready pipe, exec's stdio and status pipe),
-so concurrent callers never read each other's answers.
+The fork server keeps one child forked in advance (the standby): already in a session of its
+own, blocked on the request socket. The request wakes it, it tells the fork server, and it
+carries the request out; the fork server forks the next standby meanwhile. A start so pays
+for a wake-up, not for a fork and the scheduling of a new process. Children close the
+server's fds, so they outlive the fork server and the agent; the fork server and an idle
+standby end with the process that started them (the lifeline pipe reaches EOF). Requests
+carry their own reply fds (the shim's ready pipe, exec's stdio and status pipe), so
+concurrent callers never read each other's answers.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from agent.runtime import cgroups, nsexec, shim
 
@@ -35,9 +39,13 @@ MAX_REQUEST = 1 << 16
 MAX_FDS = 8
 _SOCK_FD, _LIFELINE_FD = 3, 4
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `agent` package
+_CHECK_EVERY = 1.0  # seconds between checks that the standby still lives
 
 
 # --- the server side ------------------------------------------------------------------------
+
+
+_reaped: set[int] = set()
 
 
 def _reap(*_: object) -> None:
@@ -48,13 +56,10 @@ def _reap(*_: object) -> None:
             return
         if pid == 0:
             return
+        _reaped.add(pid)
 
 
-def _child(request: dict[str, Any], fds: list[int], server_fds: tuple[int, ...]) -> int:
-    for fd in server_fds:
-        os.close(fd)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.setsid()  # a session of its own: the agent's end (or its terminal's) does not reach it
+def _carry_out(request: dict[str, Any], fds: list[int]) -> int:
     if request["op"] == "shim":
         log = os.open(Path(request["dir"]) / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         os.dup2(log, 1)
@@ -64,32 +69,58 @@ def _child(request: dict[str, Any], fds: list[int], server_fds: tuple[int, ...])
     return nsexec.run(request, fds)
 
 
+def _standby(sock: socket.socket, lifeline_fd: int, taken_w: int) -> NoReturn:
+    """In a forked child: wait for one request, say so on ``taken_w``, carry it out, exit."""
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()  # a session of its own: the agent's end (or its terminal's) does not reach it
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_READ)
+            sel.register(lifeline_fd, selectors.EVENT_READ)
+            if any(key.fd == lifeline_fd for key, _ in sel.select()):
+                os._exit(0)  # the owner is gone before it asked for anything
+        message, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
+        os.write(taken_w, b"1")
+        for fd in (taken_w, sock.fileno(), lifeline_fd):
+            os.close(fd)
+        if not message:
+            os._exit(0)
+        for fd in fds:  # received fds are inheritable: no container may keep a reply pipe open
+            os.set_inheritable(fd, False)
+        code = _carry_out(json.loads(message), fds)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def serve(sock_fd: int, lifeline_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     signal.signal(signal.SIGCHLD, _reap)
+    taken_r, taken_w = os.pipe()
+
+    def fork_standby() -> int:
+        pid = os.fork()
+        if pid == 0:
+            os.close(taken_r)
+            _standby(sock, lifeline_fd, taken_w)
+        return pid
+
+    standby = fork_standby()
     with selectors.DefaultSelector() as sel:
-        sel.register(sock, selectors.EVENT_READ)
+        sel.register(taken_r, selectors.EVENT_READ)
         sel.register(lifeline_fd, selectors.EVENT_READ)
         while True:
-            for key, _ in sel.select():
-                if key.fd == lifeline_fd:
-                    return  # our owner is gone
-                message, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
-                if not message:
-                    return
-                for fd in fds:  # received fds are inheritable: no container may keep a reply pipe open
-                    os.set_inheritable(fd, False)
-                pid = os.fork()
-                if pid == 0:
-                    code = 1
-                    try:
-                        code = _child(json.loads(message), fds, (sock.fileno(), lifeline_fd))
-                    except BaseException:
-                        traceback.print_exc()
-                    finally:
-                        os._exit(code)
-                for fd in fds:
-                    os.close(fd)
+            events = sel.select(_CHECK_EVERY)
+            if any(key.fd == lifeline_fd for key, _ in events):
+                return  # our owner is gone (an idle standby sees it too)
+            if events:
+                os.read(taken_r, 1)
+                cgroups.warm_migration()  # a shim will move PID 1 into a cgroup soon: start the grace period now
+                standby = fork_standby()
+            elif standby in _reaped:  # died without taking a request
+                standby = fork_standby()
 
 
 # --- the client side ------------------------------------------------------------------------

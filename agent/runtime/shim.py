@@ -8,7 +8,8 @@ It runs in a session of its own, so it outlives the agent and the fork server. I
    PID 1 as a minimal init;
 2. learns the outcome through a CLOEXEC pipe: closed by a successful execve, or carrying
    the error text;
-3. records ``running`` (or the failure) in state.json, then reports one JSON line on the
+3. records ``running`` as soon as PID 1 is forked (it is alive from then on; the write
+   overlaps its setup), or the failure, in state.json; then reports one JSON line on the
    ready fd ({"pid": N} or {"error": "..."}) and closes it, which unblocks Runtime.start;
 4. writes the container's stdout/stderr to the JSON-lines log (rotated by size) until EOF;
 5. reaps PID 1 and records the exit code (128+N for death by signal N), time and OOM kill;
@@ -138,10 +139,17 @@ def _close_fds_except(keep: set[int]) -> None:
 
 
 def spawn(
-    config: Mapping[str, Any], cdir: ContainerDir, place: Callable[[int], None], host_pidns: int
+    config: Mapping[str, Any],
+    cdir: ContainerDir,
+    place: Callable[[int], None],
+    forked: Callable[[int], None],
+    host_pidns: int,
 ) -> tuple[int, int, int]:
-    """Fork the container's PID 1 in a new PID namespace; ``place(pid)`` puts it in its cgroup
-    while it builds its root. Return (pid, stdout fd, stderr fd) once it has exec'd."""
+    """Fork the container's PID 1 in a new PID namespace; return (pid, stdout fd, stderr fd) once it has exec'd.
+
+    While PID 1 builds its root, ``place(pid)`` puts it in its cgroup (before it may exec)
+    and ``forked(pid)`` records it (in parallel with the rest of its setup).
+    """
     try:
         sc.setns(host_pidns, sc.CLONE_NEWPID)  # children in our own namespace again (after a restart)...
         sc.unshare(sc.CLONE_NEWPID)  # ...then in a new one
@@ -168,6 +176,7 @@ def spawn(
         cgroup_error = ""
     finally:
         os.close(go_w)
+    forked(pid)
     with os.fdopen(sync_r, "rb") as sync:
         failure = sync.read()
     if failure:
@@ -247,10 +256,19 @@ def run(path: str, ready_fd: int) -> int:
         cgroup.join(pid)
 
     restarts = streak = 0
+    running = base
+
+    def forked(pid: int) -> None:
+        """Record PID 1 as running from its fork: it is alive, and this write overlaps its setup."""
+        nonlocal running
+        running = dataclasses.replace(base, status=ContainerStatus.RUNNING, pid=pid,
+                                      pid_started=start_time(pid) or 0, started_at=now(), restarts=restarts)
+        cdir.write_record(running)
+
     while True:
         ooms_before = cgroup.oom_count() if cgroup is not None else 0
         try:
-            pid, out_r, err_r = spawn(config, cdir, place, host_pidns)
+            pid, out_r, err_r = spawn(config, cdir, place, forked, host_pidns)
         except StartError as e:
             cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
                                                   exit_code=EXEC_FAILED, restarts=restarts, error=str(e)))
@@ -258,9 +276,6 @@ def run(path: str, ready_fd: int) -> int:
             ready_fd = -1
             code, ran = EXEC_FAILED, 0.0
         else:
-            running = dataclasses.replace(base, status=ContainerStatus.RUNNING, pid=pid,
-                                          pid_started=start_time(pid) or 0, started_at=now(), restarts=restarts)
-            cdir.write_record(running)
             report(ready_fd, {"pid": pid})
             ready_fd = -1
             log = log or LogWriter(cdir.log_file, bundle.log_max_bytes, bundle.log_max_files)
