@@ -17,7 +17,6 @@ from moorage.cli import apply, daemons, describe, events, exec, get, image, logs
 from moorage.cli.common import ControllerOption
 from moorage.cli.config import connect
 from moorage.client import ClientError
-from moorage.manifest import json_schema
 
 app = typer.Typer(
     name="moor",
@@ -71,6 +70,8 @@ def schema(
 
     Example: moor schema -o moorage.schema.json
     """
+    from moorage.manifest import json_schema
+
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if output is None:
         typer.echo(text, nl=False)

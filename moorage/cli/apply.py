@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from moorage.cli.common import ControllerOption, stderr_console
 from moorage.cli.config import connect
-from moorage.cli.diffing import changes
 from moorage.cli.reporting import reporting
 from moorage.cli.waiting import poll, rollout_check
 from moorage.client import ControlClient
-from moorage.manifest import Loaded, ServiceManifest, check_references, load, parse_duration
+from moorage.manifest.units import parse_duration
 from moorage.v1 import control_pb2, types_pb2
+
+if TYPE_CHECKING:
+    from moorage.manifest import Loaded
+
+# The manifest model (pydantic) is imported by the commands that read manifests,
+# so that the other commands start faster.
 
 
 def duration(value: str | float) -> float:
@@ -42,6 +47,8 @@ TimeoutOption = Annotated[
 
 def load_against(client: ControlClient, files: list[Path]) -> tuple[list[Loaded], dict[str, types_pb2.Service]]:
     """The manifests, checked (links, volumes_from) against what the cluster has; and what it has."""
+    from moorage.manifest import check_references, load
+
     loaded = load(files)
     existing = {service.spec.name: service for service in client.list_services()}
     check_references(loaded, existing)
@@ -104,6 +111,9 @@ def diff(
 
     Example: moor diff -f examples/hello.yaml
     """
+    from moorage.cli.diffing import changes
+    from moorage.manifest import ServiceManifest
+
     with connect(controller) as client:
         loaded, existing = load_against(client, files)
     changed = False

@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -35,7 +34,6 @@ from moorage.cli.render import (
     tasks_table,
 )
 from moorage.cli.reporting import reporting
-from moorage.manifest import ServiceManifest
 from moorage.v1 import types_pb2
 
 app = typer.Typer(
@@ -55,6 +53,10 @@ def when(stamp: Timestamp, now: datetime) -> str:
 
 def spec_yaml(spec: types_pb2.ServiceSpec) -> str:
     """The spec as the manifest that would produce it (fields at their defaults left out)."""
+    from pydantic import ValidationError
+
+    from moorage.manifest import ServiceManifest
+
     try:
         data = ServiceManifest.from_spec(spec).model_dump(mode="json", exclude_defaults=True)
     except ValidationError:  # written by another client, not through a manifest

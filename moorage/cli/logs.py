@@ -24,7 +24,7 @@ from moorage.cli.config import connect
 from moorage.cli.lookup import find_task
 from moorage.cli.reporting import reporting
 from moorage.client import ClientError, ControlClient
-from moorage.manifest import parse_duration
+from moorage.manifest.units import parse_duration
 from moorage.v1 import types_pb2
 
 NEW_TASK_POLL = 1.0

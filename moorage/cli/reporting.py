@@ -17,7 +17,7 @@ import typer
 
 from moorage.cli.common import EXIT_FAILURE, EXIT_INVALID, EXIT_NOT_FOUND, CommandError
 from moorage.client import ClientError
-from moorage.manifest import ManifestError
+from moorage.manifest.errors import ManifestError
 
 _P = ParamSpec("_P")
 

@@ -15,7 +15,6 @@ from moorage.cli.config import connect
 from moorage.cli.reporting import reporting
 from moorage.cli.waiting import Check, drain_check, poll
 from moorage.client import ClientError, ControlClient
-from moorage.manifest import load_paths
 
 
 @reporting
@@ -36,7 +35,11 @@ def delete(
 
     Example: moor delete hello --wait   or   moor delete -f examples/
     """
-    names = list(services or []) + ([service.name for service in load_paths(files)] if files else [])
+    if files:
+        from moorage.manifest import load_paths
+
+        services = [*(services or []), *(service.name for service in load_paths(files))]
+    names = list(services or [])
     if not names:
         raise CommandError("name a service or give -f PATH", EXIT_INVALID)
     missing: list[str] = []

@@ -1,37 +1,51 @@
 """Service manifests: YAML documents → validated ``ServiceManifest`` → ``ServiceSpec``.
 
-``fields`` parses scalar values, ``model`` holds the pydantic models and their
-mapping onto the API, ``loading`` reads files and reports every problem at once,
+``units`` parses durations, sizes and signals; ``fields`` turns them into
+pydantic field types; ``model`` holds the models and their mapping onto the API;
+``loading`` reads files and reports every problem at once (``errors``);
 ``schema`` writes the JSON Schema editors use.
+
+Names are imported on first use, so a command that only reports an error or
+parses ``--timeout`` does not pay for building the pydantic models.
 """
 
-from moorage.manifest.fields import parse_duration
-from moorage.manifest.loading import (
-    NOT_SUPPORTED_YET,
-    Loaded,
-    ManifestError,
-    Origin,
-    Problem,
-    check_references,
-    load,
-    load_paths,
-)
-from moorage.manifest.model import DEFAULT_STOP_GRACE_PERIOD, ServiceDocument, ServiceManifest, read_env_file
-from moorage.manifest.schema import json_schema
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_STOP_GRACE_PERIOD",
-    "NOT_SUPPORTED_YET",
-    "Loaded",
-    "ManifestError",
-    "Origin",
-    "Problem",
-    "ServiceDocument",
-    "ServiceManifest",
-    "check_references",
-    "json_schema",
-    "load",
-    "load_paths",
-    "parse_duration",
-    "read_env_file",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moorage.manifest.errors import ManifestError, Problem
+    from moorage.manifest.loading import NOT_SUPPORTED_YET, Loaded, Origin, check_references, load, load_paths
+    from moorage.manifest.model import DEFAULT_STOP_GRACE_PERIOD, ServiceDocument, ServiceManifest, read_env_file
+    from moorage.manifest.schema import json_schema
+    from moorage.manifest.units import parse_duration
+
+_HOMES = {
+    "ManifestError": "errors",
+    "Problem": "errors",
+    "NOT_SUPPORTED_YET": "loading",
+    "Loaded": "loading",
+    "Origin": "loading",
+    "check_references": "loading",
+    "load": "loading",
+    "load_paths": "loading",
+    "loading": "",
+    "DEFAULT_STOP_GRACE_PERIOD": "model",
+    "ServiceDocument": "model",
+    "ServiceManifest": "model",
+    "read_env_file": "model",
+    "json_schema": "schema",
+    "parse_duration": "units",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOMES[name]
+    if not home:  # a submodule itself (tests switch loading.NOT_SUPPORTED_YET)
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

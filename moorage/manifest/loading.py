@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from moorage.manifest.errors import ManifestError, Problem
 from moorage.manifest.model import ServiceDocument, ServiceManifest
 
 # Fields the API carries but nothing in the cluster honours yet, as dotted paths
@@ -73,39 +74,6 @@ _KNOWN_ALIASES = {
     "update_config": "update",
     "stop_timeout": "stop_grace_period",
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the manifests; ``str()`` is one line for the user."""
-
-    file: str
-    reason: str
-    document: int | None = None
-    path: str = ""
-    line: int | None = None
-
-    def __str__(self) -> str:
-        parts = [self.file]
-        if self.line is not None:
-            parts.append(f"line {self.line}")
-        if self.document is not None:
-            parts.append(f"document {self.document}")
-        if self.path:
-            parts.append(self.path)
-        parts.append(self.reason)
-        return ": ".join(parts)
-
-
-class ManifestError(Exception):
-    """The manifests are invalid; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-# --- loading -----------------------------------------------------------------
 
 
 class _Loader(yaml.SafeLoader):

@@ -28,7 +28,6 @@ from pydantic import (
 )
 
 from moorage.manifest.fields import (
-    INT64_MAX,
     UINT32_MAX,
     AbsolutePath,
     Argv,
@@ -48,6 +47,7 @@ from moorage.manifest.fields import (
     check_env_key,
     no_nul,
 )
+from moorage.manifest.units import INT64_MAX
 from moorage.v1 import types_pb2
 from scheduler.constraints import parse_attribute, parse_constraint
 
