@@ -76,6 +76,8 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     init: bool = False  # a minimal init as PID 1 (reaps zombies, forwards signals)
+    # A user namespace mapping container ids 0..size-1 to host ids first..first+size-1 (uids and gids).
+    userns: tuple[int, int] | None = None
     limits: Limits = Limits()
     mounts: tuple[MountSpec, ...] = ()
     # Containers whose mounts to share, each a container id or "label:KEY=VALUE" (the oldest
@@ -155,6 +157,9 @@ class Runtime:
                     log_max_files=spec.log_max_files,
                 )
                 cdir.make(bundle, config)
+                if spec.userns is not None:  # the container's root writes its rw layer
+                    for d in (cdir.upper, cdir.work):
+                        os.chown(d, spec.userns[0], spec.userns[0])
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
@@ -415,6 +420,8 @@ class Runtime:
             cgroups_path=f"{self.cgroup_parent}/{cdir.path.name}",
             overlay=oci.Overlay(tuple(str(d) for d in image.layer_dirs), str(cdir.upper), str(cdir.work)),
             init=spec.init,
+            uid_map=() if spec.userns is None else ((0, *spec.userns),),
+            gid_map=() if spec.userns is None else ((0, *spec.userns),),
             network_path=spec.netns_path or "",
             host_network=spec.host_network,
         ))

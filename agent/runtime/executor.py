@@ -38,7 +38,8 @@ _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 _IFREQ = "16sH22x"
-_LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC  # statvfs f_flag shares these bits with mount(2)
+_LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC  # statvfs f_flag shares these bits with mount(2)...
+_ST_RELATIME = 4096  # ...but not this one
 
 
 def secure_join(root: str, unsafe: str) -> str:
@@ -99,7 +100,7 @@ def enter(config: Mapping[str, Any], bundle: Path) -> None:
     for m in config.get("mounts", []):
         _mount(rootfs, m)
     if os.path.ismount(os.path.join(rootfs, "dev")):
-        _make_devices(os.path.join(rootfs, "dev"))
+        _make_devices(os.path.join(rootfs, "dev"), bind="user" in {ns["type"] for ns in config["linux"]["namespaces"]})
     _pivot_root(rootfs)
     # From here paths resolve inside the container.
     linux = config["linux"]
@@ -144,7 +145,10 @@ def drop_privileges(process: Mapping[str, Any]) -> None:
 
 
 def _flags_of(path: str) -> int:
-    return os.statvfs(path).f_flag & _LOCKED
+    """The flags a bind remount of ``path`` must keep (in a user namespace they are locked)."""
+    flags = os.statvfs(path).f_flag
+    atime = sc.MS_RELATIME if flags & _ST_RELATIME else 0
+    return (flags & (_LOCKED | sc.MS_NOATIME | sc.MS_NODIRATIME)) | atime
 
 
 def _mount(rootfs: str, m: Mapping[str, Any]) -> None:
@@ -169,9 +173,14 @@ def _mount(rootfs: str, m: Mapping[str, Any]) -> None:
         sc.mount(None, dest, None, options.propagation)
 
 
-def _make_devices(dev: str) -> None:
+def _make_devices(dev: str, bind: bool) -> None:
+    """The standard nodes: made, or (in a user namespace, where mknod is not allowed) bound from the host's."""
     for name, major, minor in DEVICES:
         path = f"{dev}/{name}"
+        if bind:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
+            continue
         os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
         os.chmod(path, 0o666)  # mknod's mode is filtered by the umask
     for name, target in DEV_LINKS:

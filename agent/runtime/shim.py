@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agent.runtime import executor, oci
+from agent.runtime import executor, oci, userns
 from agent.runtime import syscalls as sc
 from agent.runtime.bundle import ContainerDir, Record
 from agent.runtime.cgroups import Cgroup
@@ -150,40 +150,61 @@ def spawn(
     While PID 1 builds its root, ``place(pid)`` puts it in its cgroup (before it may exec)
     and ``forked(pid)`` records it (in parallel with the rest of its setup).
     """
+    in_userns = userns.wanted(config)
     try:
         sc.setns(host_pidns, sc.CLONE_NEWPID)  # children in our own namespace again (after a restart)...
-        sc.unshare(sc.CLONE_NEWPID)  # ...then in a new one
+        if not in_userns:
+            sc.unshare(sc.CLONE_NEWPID)  # ...then in a new one (with a user namespace: see userns)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         sync_r, sync_w = os.pipe()
         go_r, go_w = os.pipe()
+        report_r, report_w = os.pipe()
+        mapped_r, mapped_w = os.pipe()
         devnull = os.open(os.devnull, os.O_RDONLY)
         pid = os.fork()
     except OSError as e:
         raise StartError(str(e)) from e
     if pid == 0:
-        os.close(go_w)
+        for fd in (go_w, report_r, mapped_w):
+            os.close(fd)
+        if in_userns:
+            try:
+                userns.become_pid1(mapped_r, report_w)
+            except BaseException as e:
+                _fail(sync_w, f"user namespace: {e}")
         _container_init(config, cdir, (devnull, out_w, err_w), go_r, sync_w)
-    for fd in (out_w, err_w, sync_w, devnull, go_r):
+    for fd in (out_w, err_w, sync_w, devnull, go_r, report_w, mapped_r):
         os.close(fd)
+    error = ""
     try:
+        if in_userns:
+            pid = userns.handshake(pid, config, report_r, mapped_w)
+        else:
+            os.close(report_r)
+            os.close(mapped_w)
         place(pid)
-        os.write(go_w, b"1")
+        go = b"1"
     except OSError as e:
-        os.write(go_w, b"0")
-        cgroup_error = f"cgroup: {e}"
-    else:
-        cgroup_error = ""
+        error = f"setting up PID 1: {e}"
+        go = b"0"
+    try:
+        os.write(go_w, go)
+    except BrokenPipeError:
+        pass  # PID 1 failed already: the sync pipe says why
     finally:
         os.close(go_w)
     forked(pid)
     with os.fdopen(sync_r, "rb") as sync:
         failure = sync.read()
-    if failure:
-        os.waitpid(pid, 0)
+    if failure or error:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # a user namespace's intermediate child, reaped already
         os.close(out_r)
         os.close(err_r)
-        raise StartError(cgroup_error or failure.decode(errors="replace"))
+        raise StartError(failure.decode(errors="replace") or error)
     return pid, out_r, err_r
 
 
@@ -228,6 +249,7 @@ def stop_requested(wait: float = 0.0) -> bool:
 def run(path: str, ready_fd: int) -> int:
     """The shim's life for the container at ``path``; ``ready_fd`` gets the start report."""
     signal.pthread_sigmask(signal.SIG_BLOCK, [STOP])
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # PID 1 forked by a child of ours is still ours (see userns)
     os.chdir("/")  # hold no directory of the agent's busy
     cdir = ContainerDir(Path(path))
     me = os.getpid()

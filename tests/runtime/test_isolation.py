@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,36 @@ def test_without_init_a_pid_1_without_handler_needs_sigkill(runtime: Runtime) ->
     assert runtime.stop("c1").exit_code == 128 + signal.SIGKILL
     runtime.run("c2", ContainerSpec(name="init", image="busybox", args=("sleep", "1000"), init=True))
     assert runtime.stop("c2", timeout=10).exit_code == 128 + signal.SIGTERM
+
+
+@pytest.fixture
+def traversable_runtime(busybox_rootfs: Path) -> Iterator[Runtime]:
+    """A Runtime whose root and images the mapped root of a user namespace can reach (0711 dirs),
+    as runc and podman need for their user namespaces too."""
+    base = Path(tempfile.mkdtemp(prefix="moorage-userns-"))
+    base.chmod(0o711)
+    images = ImageStore(base / "images")
+    images.import_rootfs(busybox_rootfs, "busybox", ImageConfig(cmd=("sh",)))
+    rt = Runtime(base / "runtime", images)
+    try:
+        yield rt
+    finally:
+        for state in rt.list():
+            rt.remove(state.id, force=True)
+        shutil.rmtree(base)
+
+
+def test_user_namespace_maps_root_to_an_unprivileged_host_id(traversable_runtime: Runtime) -> None:
+    rt = traversable_runtime
+    spec = dataclasses.replace(sh("userns", "id -u; cat /proc/self/uid_map; echo x > /written; sleep 1000"),
+                               userns=(100000, 65536))
+    state = rt.run("c1", spec)
+    wait_for(lambda: len(lines(rt, "c1")) >= 2, 10, "the ids")
+    assert [line.split() for line in lines(rt, "c1")] == [["0"], ["0", "100000", "65536"]]
+    host_ids = next(line for line in Path(f"/proc/{state.pid}/status").read_text().splitlines() if line.startswith("Uid:"))
+    assert host_ids.split()[1:] == ["100000"] * 4
+    assert os.readlink(f"/proc/{state.pid}/ns/user") != os.readlink("/proc/self/ns/user")
+    wait_for(lambda: (state.upper_dir / "written").exists(), 5, "the write")
+    assert (state.upper_dir / "written").stat().st_uid == 100000
+    code, out, _ = rt.exec_run("c1", ["id", "-u"])
+    assert (code, out) == (0, b"0\n")
