@@ -281,11 +281,13 @@ def run(path: str, ready_fd: int) -> int:
     running = base
 
     def forked(pid: int) -> None:
-        """Record PID 1 as running from its fork: it is alive, and this write overlaps its setup."""
-        nonlocal running
+        """Record PID 1 as running from its fork (it is alive) and open the log: both overlap its
+        setup, and both are there before Runtime.start returns."""
+        nonlocal running, log
         running = dataclasses.replace(base, status=ContainerStatus.RUNNING, pid=pid,
                                       pid_started=start_time(pid) or 0, started_at=now(), restarts=restarts)
         cdir.write_record(running)
+        log = log or LogWriter(cdir.log_file, bundle.log_max_bytes, bundle.log_max_files)
 
     while True:
         ooms_before = cgroup.oom_count() if cgroup is not None else 0
@@ -300,7 +302,7 @@ def run(path: str, ready_fd: int) -> int:
         else:
             report(ready_fd, {"pid": pid})
             ready_fd = -1
-            log = log or LogWriter(cdir.log_file, bundle.log_max_bytes, bundle.log_max_files)
+            assert log is not None  # opened by forked()
             pump_logs(log, {out_r: "stdout", err_r: "stderr"})
             _, status = os.waitpid(pid, 0)
             code = exit_code(status)
