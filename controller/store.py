@@ -141,6 +141,7 @@ class Store:
         self._endpoints = list(endpoints)
         self._timeout = timeout
         self._switching = asyncio.Lock()
+        self._retired: list[aetcd.Client] = []
 
     @staticmethod
     async def _open(endpoint: str, timeout: float) -> aetcd.Client:
@@ -177,9 +178,10 @@ class Store:
             rotated = self._endpoints[self._endpoints.index(self.endpoint) + 1 :] + self._endpoints
             client, endpoint = await self._first_reachable(rotated, self._timeout)
             log.warning("etcd endpoint failed over", old=self.endpoint, new=endpoint)
+            # The old client stays open until ``close``: calls and watches still
+            # in flight on it must end by themselves, not hang on a closed channel.
+            self._retired.append(failed)
             self._client, self.endpoint = client, endpoint
-            with contextlib.suppress(Exception):  # the old connection is broken anyway
-                await failed.close()
 
     async def _call(self, operation: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """Run ``operation`` on the current client. While etcd is unavailable
@@ -188,7 +190,8 @@ class Store:
         for pause in (*RECOVERY_PAUSES, None):
             client = self._client
             try:
-                return await operation(client)
+                # A call to a member that vanished mid-call must not wait forever.
+                return await asyncio.wait_for(operation(client), self._timeout * 2)
             except _FAILURES as e:
                 error = _converted(e)
                 if pause is None or not isinstance(error, StoreUnavailableError):
@@ -200,7 +203,9 @@ class Store:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        await self._client.close()
+        for client in [*self._retired, self._client]:
+            with contextlib.suppress(*_FAILURES):  # a retired member may be gone
+                await client.close()
 
     async def _get(self, cls: type[M], key: str) -> M | None:
         kv = await self._call(lambda c: c.get(key.encode()))
