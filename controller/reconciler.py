@@ -236,7 +236,9 @@ class Reconciler:
     async def _place(self) -> None:
         tasks = await self._store.list_tasks()
         nodes = await self._store.list_nodes()
-        changed = placement.step(nodes.items, tasks.items, self._placement, now())
+        # Planning thousands of tasks takes a while: off the event loop, so
+        # leases and sessions keep being served meanwhile.
+        changed = await asyncio.to_thread(placement.step, nodes.items, tasks.items, self._placement, now())
         # Each transaction compares the revisions the plan read; a conflict
         # re-plans from a fresh read (the queue retries ``place``).
         for ops in placement.transactions(changed, nodes.items):

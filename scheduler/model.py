@@ -79,8 +79,8 @@ class Config:
     strategy: Strategy = Strategy.SPREAD
     # Ties between equally good nodes break by a shuffle seeded with this.
     seed: int = 0
-    # Feasible nodes scored per task; None = every node up to EXACT_UP_TO nodes,
-    # then a number growing with log2 of the fleet (see place.sample_size).
+    # Feasible nodes scored per task; None = 50, or 4 x log2(nodes) on fleets
+    # above ~5,800 nodes (see place.sample_size).
     sample: int | None = None
 
 
