@@ -66,7 +66,7 @@ class NodeNetwork:
         self.host_address = host_address
         self.config: NodeConfig | None = None
         self._lock = threading.Lock()  # address leases and port publication
-        # The leases in memory as well, for the event loop (container -> address).
+        # Every attachment in memory too, for the event loop: container -> address ("" without one).
         self._addresses = {a.container_id: a.address for a in self._records.all()}
 
     # -- the host --------------------------------------------------------------------
@@ -111,6 +111,7 @@ class NodeNetwork:
         if mode != BRIDGE_MODE:  # published ports need an address of their own: ignored here, as Docker does
             attachment = Attachment(container_id, mode)
             self._records.put(attachment)
+            self._addresses[container_id] = ""
             return attachment
         try:
             attachment = self._lease(container_id, tuple(ports))

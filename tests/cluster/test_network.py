@@ -123,6 +123,23 @@ def test_outbound_traffic_is_masqueraded_through_the_host_address(cluster_factor
     assert responder.peers == [h1.host.address]  # not the container's own address
 
 
+def interfaces(log: str) -> set[str]:
+    return set(log.split("links:", 1)[1].splitlines()[0].split())
+
+
+def test_host_and_none_networks_as_docker_has_them(cluster_factory: ClusterFactory) -> None:
+    cluster = cluster_factory(hosts=1)
+    show = ["sh", "-c", f"echo links: $(tail -n +3 /proc/net/dev | cut -d: -f1 | sort | xargs); {LOOP}"]
+    apply(
+        cluster,
+        spec("onhost", show, network=types_pb2.NETWORK_MODE_HOST),
+        spec("isolated", show, network=types_pb2.NETWORK_MODE_NONE),
+    )
+    assert interfaces(wait_logs(cluster, "onhost", "links:")) == {"eth0", "lo", BRIDGE}  # the host's own
+    assert interfaces(wait_logs(cluster, "isolated", "links:")) == {"lo"}
+    assert all(not t.address for t in tasks(cluster))  # neither has an address of its own
+
+
 def test_two_services_cannot_share_a_host_port(cluster_factory: ClusterFactory) -> None:
     cluster = cluster_factory(hosts=1)
     ports = [types_pb2.PortMapping(host_port=8081, container_port=PORT, protocol="tcp")]

@@ -89,6 +89,7 @@ def test_host_and_none_modes_make_no_interfaces(network: NodeNetwork) -> None:
     assert netns_path(host) is None and netns_path(none) is None
     assert host.address == none.address == "" and link_names() == before
     assert nat.published() == {}
+    assert network.collect(()) == ["h", "n"]  # their records go with them too
 
 
 def test_leases_survive_a_restart_and_no_address_is_handed_out_twice(network: NodeNetwork, tmp_path: Path) -> None:
