@@ -1,7 +1,9 @@
 """`moor exec TASK -- CMD`: run a command in a task's container, over Control.Exec.
 
-With ``-i`` stdin is sent (an empty chunk marks its end); with ``-t`` the command
-gets a terminal: the local one is put in raw mode and its size follows SIGWINCH.
+With ``-i`` stdin is sent, and its end ends the request stream (the controller
+turns that into EOF on the command's stdin); without ``-i`` the request stream
+stays open until the command ends. With ``-t`` the command gets a terminal: the
+local one is put in raw mode and its size follows SIGWINCH.
 The command's exit code becomes moor's.
 """
 
@@ -43,7 +45,7 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
         return
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: keep what was typed ahead
     try:
         yield
     finally:
@@ -65,6 +67,10 @@ def exec_(
 
     Example: moor exec hello.1 -- cat /etc/hostname   or   moor exec -it hello.1 -- sh
     """
+    if command[:1] == ["--"]:  # everything after TASK arrives as is, the separator too
+        command = command[1:]
+    if not command:
+        raise typer.BadParameter("name the command to run after --", param_hint="COMMAND")
     extra = dict(_pair(item) for item in env or [])
     inputs: queue.Queue[control_pb2.ExecInput | None] = queue.Queue()
     start = control_pb2.ExecStart(command=command, tty=terminal, env=extra)
@@ -111,7 +117,7 @@ def _send_stdin(inputs: queue.Queue[control_pb2.ExecInput | None]) -> None:
     fd = sys.stdin.fileno()
     while data := os.read(fd, 65536):
         inputs.put(control_pb2.ExecInput(stdin=data))
-    inputs.put(control_pb2.ExecInput(stdin=b""))
+    inputs.put(_CLOSE)
 
 
 def _write(stream: BinaryIO, data: bytes) -> None:

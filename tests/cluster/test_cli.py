@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from textwrap import dedent
 
-import pytest
-
 from moorage.localcluster.cluster import MOOR, LocalCluster
 from moorage.localcluster.procs import free_port, wait_for
 from moorage.manifest import ServiceManifest, load_paths, loading
@@ -248,8 +246,6 @@ def test_exec_runs_in_the_task_container(cluster_factory: ClusterFactory, tmp_pa
     moor(cluster, "apply", "-f", str(write(tmp_path, "web.yaml", WEB.replace("replicas: 2", "replicas: 1"))), "--wait")
     (task,) = live(tasks(cluster, "web"))
     result = moor(cluster, "exec", "web.1", "--", "sh", "-c", "echo $GREETING from $(hostname); exit 7", check=False)
-    if "does not implement this yet" in result.stderr:
-        pytest.skip("the controller does not implement Control.Exec yet")
     assert (result.returncode, result.stdout) == (7, f"ahoy from web.1.{task.id}\n")
     piped = subprocess.run([MOOR, "exec", "-i", task.id, "--", "cat"], env=cluster.cli_env(), input="via stdin\n",
                            capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -314,9 +310,6 @@ def test_exec_with_a_terminal_follows_its_size(cluster_factory: ClusterFactory, 
     """`moor exec -it` on a pseudo-terminal: keys reach the remote shell, and a resize reaches `stty size`."""
     cluster = cluster_factory(hosts=1)
     moor(cluster, "apply", "-f", str(write(tmp_path, "web.yaml", WEB.replace("replicas: 2", "replicas: 1"))), "--wait")
-    probe = moor(cluster, "exec", "web.1", "--", "true", check=False)
-    if "does not implement this yet" in probe.stderr:
-        pytest.skip("the controller does not implement Control.Exec yet")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     process = subprocess.Popen([MOOR, "exec", "-it", "web.1", "--", "sh"], env=cluster.cli_env(),
@@ -332,7 +325,10 @@ def test_exec_with_a_terminal_follows_its_size(cluster_factory: ClusterFactory, 
                     seen.extend(os.read(master, 65536))
             return needle in seen
 
-        wait_for(arrived, 20, f"{needle!r} on the terminal (got {bytes(seen)!r})")
+        try:
+            wait_for(arrived, 20, f"{needle!r} on the terminal")
+        except TimeoutError as err:
+            raise AssertionError(f"{err}; got {bytes(seen)!r}") from err
 
     try:
         os.write(master, b"stty size; echo $((6*7))\r")
