@@ -37,21 +37,9 @@ from moorage.manifest.model import ServiceDocument, ServiceManifest
 # remove a path in the change that makes the agent or controller honour it.
 NOT_SUPPORTED_YET: frozenset[str] = frozenset(
     {
-        "resources.limits",  # reservations are placed by the scheduler; no cgroup limits are set yet
-        "ports",
-        "volumes",
-        "volumes_from",
-        "links",
-        "healthcheck",
-        "stop_signal",
-        "update",
-        "network",
-        "user",
-        "working_dir",
-        "read_only",
-        "cap_add",
-        "cap_drop",
-        "init",
+        "healthcheck",  # no probes run yet
+        "links",  # /etc/hosts gets only services already running when the container starts (no ambassador yet)
+        "update",  # changed services replace their tasks without a rolling-update policy yet
     }
 )
 

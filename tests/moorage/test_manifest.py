@@ -394,3 +394,4 @@ def test_the_reference_example_is_valid_with_every_field_uncommented(
     (service,) = load_paths([path])
     # Every field is set to something other than its default (replicas: 1 is the default).
     assert set(service.model_dump(exclude_defaults=True)) == set(ServiceManifest.model_fields) - {"replicas"}
+    assert [volume.type for volume in service.volumes] == ["volume", "volume", "tmpfs", "bind", "bind"]
