@@ -38,7 +38,7 @@ from agent.runtime.lifecycle import Action, ContainerStatus
 from agent.runtime.logs import LogRecord, log_files, read_log
 from agent.runtime.procinfo import ProcessRef
 from agent.runtime.restart import RestartPolicy
-from agent.runtime.volumes import Volume, VolumeInUse, Volumes
+from agent.runtime.volumes import ANONYMOUS_PREFIX, Volume, VolumeInUse, Volumes
 
 __all__ = ["ContainerSpec", "ContainerState", "ContainerStatus", "LogRecord", "MountSpec", "Runtime"]
 
@@ -206,7 +206,7 @@ class Runtime:
         if volumes:
             in_use = self.volume_users()
             for name in state.volumes:
-                if name.startswith("moorage-anon-") and not in_use.get(name):
+                if name.startswith(ANONYMOUS_PREFIX) and not in_use.get(name):
                     self.volumes.remove(name)
 
     def wait(self, container_id: str, timeout: float | None = None) -> ContainerState:

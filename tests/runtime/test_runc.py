@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime import ContainerSpec, Limits, MountSpec, Runtime, oci
+from agent.runtime import Limits, MountSpec, Runtime, oci
 from agent.runtime import syscalls as sc
 from tests.runtime.support import lines, sh
 
