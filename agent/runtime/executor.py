@@ -77,8 +77,15 @@ def namespace_flags(config: Mapping[str, Any], skip: frozenset[str] = frozenset(
     return flags
 
 
-def enter(config: Mapping[str, Any], bundle: Path) -> None:
-    """Unshare, build the root with its mounts, pivot into it, name the host."""
+def enter(config: Mapping[str, Any], bundle: Path, unshared: Mapping[int, int] | None = None) -> None:
+    """Unshare, build the root with its mounts, pivot into it, name the host.
+
+    ``unshared``: namespaces made in advance (see shim.prepare), flag -> an fd of the host's
+    namespace of that kind, to go back to where the config does not want a new one.
+    """
+    for flag, host_fd in (unshared or {}).items():
+        if not namespace_flags(config) & flag:
+            sc.setns(host_fd, flag)
     for ns in config["linux"]["namespaces"]:
         if ns.get("path"):
             fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
@@ -87,7 +94,7 @@ def enter(config: Mapping[str, Any], bundle: Path) -> None:
             finally:
                 os.close(fd)
     flags = namespace_flags(config)
-    sc.unshare(flags)
+    sc.unshare(flags & ~sum(unshared or {}))
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     rootfs = str(bundle / config["root"]["path"])
     notes = config.get("annotations", {})

@@ -11,9 +11,11 @@ under a millisecond, and keeps the fork out of the agent's threaded, asyncio pro
                                       reaps its children, exits when its owner is gone
 
 The fork server keeps one child forked in advance (the standby): already in a session of its
-own, blocked on the request socket. The request wakes it, it tells the fork server, and it
-carries the request out; the fork server forks the next standby meanwhile. A start so pays
-for a wake-up, not for a fork and the scheduling of a new process. Children close the
+own, with a container PID 1 forked in advance too (its PID, mount, UTS, IPC and network
+namespaces made: see shim.prepare), blocked on the request socket. The request wakes it, it
+tells the fork server, and it carries the request out; the fork server forks the next standby
+meanwhile. A start so pays for a wake-up, not for two forks, new namespaces and the
+scheduling of new processes. Children close the
 server's fds, so they outlive the fork server and the agent; the fork server and an idle
 standby end with the process that started them (the lifeline pipe reaches EOF). Requests
 carry their own reply fds (the shim's ready pipe, exec's stdio and status pipe), so
@@ -59,13 +61,15 @@ def _reap(*_: object) -> None:
         _reaped.add(pid)
 
 
-def _carry_out(request: dict[str, Any], fds: list[int]) -> int:
+def _carry_out(request: dict[str, Any], fds: list[int], prepared: shim.Prepared | None) -> int:
     if request["op"] == "shim":
         log = os.open(Path(request["dir"]) / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
-        return shim.run(request["dir"], fds[0])
+        return shim.run(request["dir"], fds[0], prepared)
+    if prepared is not None:
+        prepared.discard()
     return nsexec.run(request, fds)
 
 
@@ -75,6 +79,10 @@ def _standby(sock: socket.socket, lifeline_fd: int, taken_w: int) -> NoReturn:
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # a session of its own: the agent's end (or its terminal's) does not reach it
+        try:
+            prepared: shim.Prepared | None = shim.prepare(close=(sock.fileno(), lifeline_fd, taken_w))
+        except OSError:
+            prepared = None  # the start makes its PID 1 then
         with selectors.DefaultSelector() as sel:
             sel.register(sock, selectors.EVENT_READ)
             sel.register(lifeline_fd, selectors.EVENT_READ)
@@ -88,7 +96,7 @@ def _standby(sock: socket.socket, lifeline_fd: int, taken_w: int) -> NoReturn:
             os._exit(0)
         for fd in fds:  # received fds are inheritable: no container may keep a reply pipe open
             os.set_inheritable(fd, False)
-        code = _carry_out(json.loads(message), fds)
+        code = _carry_out(json.loads(message), fds, prepared)
     except BaseException:
         traceback.print_exc()
     finally:

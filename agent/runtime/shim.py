@@ -27,6 +27,7 @@ import selectors
 import signal
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -106,7 +107,7 @@ def _fail(err_w: int, reason: str) -> NoReturn:
 
 
 def _container_init(config: Mapping[str, Any], cdir: ContainerDir, stdio: tuple[int, int, int], go_r: int,
-                    err_w: int) -> NoReturn:
+                    err_w: int, unshared: Mapping[int, int] | None = None) -> NoReturn:
     """In the forked child: become the container and exec, or write why not to ``err_w``.
 
     The shim moves us into the cgroup meanwhile (a cgroup v1 migration waits for an RCU grace
@@ -116,8 +117,8 @@ def _container_init(config: Mapping[str, Any], cdir: ContainerDir, stdio: tuple[
     try:
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
-        _close_fds_except({0, 1, 2, go_r, err_w})  # a minimal init never execs: CLOEXEC would not close them
-        executor.enter(config, cdir.path)
+        _close_fds_except({0, 1, 2, go_r, err_w, *(unshared or {}).values()})  # an init never execs
+        executor.enter(config, cdir.path, unshared)
         executor.drop_privileges(config["process"])
         if os.read(go_r, 1) != b"1":
             raise StartError("the shim could not place the container in its cgroup")
@@ -138,19 +139,86 @@ def _close_fds_except(keep: set[int]) -> None:
                 pass  # the directory's own fd, already closed
 
 
+PREPARED_NAMESPACES = {sc.CLONE_NEWNS: "mnt", sc.CLONE_NEWUTS: "uts", sc.CLONE_NEWIPC: "ipc", sc.CLONE_NEWNET: "net"}
+
+
+@dataclass
+class Prepared:
+    """A PID 1 forked before its container is known: PID, mount, UTS, IPC and network
+    namespaces already made, its pipes open, waiting on ``path_w`` for its bundle's path."""
+
+    pid: int
+    out_r: int
+    err_r: int
+    sync_r: int
+    go_w: int
+    path_w: int
+    host_pidns: int
+
+    def discard(self) -> None:
+        for fd in (self.out_r, self.err_r, self.sync_r, self.go_w, self.path_w):
+            os.close(fd)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+
+
+def prepare(close: tuple[int, ...] = ()) -> Prepared:
+    """Fork a PID 1 in advance (the fork server's standby does, while it waits for a request):
+    the fork and the namespaces' creation leave the path of the next start."""
+    host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    sc.unshare(sc.CLONE_NEWPID)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    sync_r, sync_w = os.pipe()
+    go_r, go_w = os.pipe()
+    path_r, path_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    pid = os.fork()
+    if pid == 0:
+        for fd in (*close, out_r, err_r, sync_r, go_w, path_w, host_pidns):
+            os.close(fd)
+        _prepared_child((devnull, out_w, err_w), go_r, sync_w, path_r)
+    for fd in (out_w, err_w, sync_w, go_r, path_r, devnull):
+        os.close(fd)
+    return Prepared(pid, out_r, err_r, sync_r, go_w, path_w, host_pidns)
+
+
+def _prepared_child(stdio: tuple[int, int, int], go_r: int, sync_w: int, path_r: int) -> NoReturn:
+    try:
+        host = {flag: os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                for flag, name in PREPARED_NAMESPACES.items()}
+        sc.unshare(sum(host))
+        with os.fdopen(path_r, "rb") as source:
+            path = source.read().decode()
+        if not path:
+            os._exit(0)  # not needed after all
+        cdir = ContainerDir(Path(path))
+        config = cdir.read_config()
+    except BaseException as e:
+        _fail(sync_w, str(e) or repr(e))
+    _container_init(config, cdir, stdio, go_r, sync_w, host)
+
+
 def spawn(
     config: Mapping[str, Any],
     cdir: ContainerDir,
     place: Callable[[int], None],
     forked: Callable[[int], None],
     host_pidns: int,
+    prepared: Prepared | None = None,
 ) -> tuple[int, int, int]:
-    """Fork the container's PID 1 in a new PID namespace; return (pid, stdout fd, stderr fd) once it has exec'd.
+    """Fork the container's PID 1 in a new PID namespace (or take the ``prepared`` one); return
+    (pid, stdout fd, stderr fd) once it has exec'd.
 
     While PID 1 builds its root, ``place(pid)`` puts it in its cgroup (before it may exec)
     and ``forked(pid)`` records it (in parallel with the rest of its setup).
     """
     in_userns = userns.wanted(config)
+    if prepared is not None:
+        if not in_userns:  # a user namespace must be made first, and own the others: not prepared
+            return _go(prepared.pid, prepared.out_r, prepared.err_r, prepared.sync_r, prepared.go_w, place, forked,
+                       path=(prepared.path_w, str(cdir.path)))
+        prepared.discard()
     try:
         sc.setns(host_pidns, sc.CLONE_NEWPID)  # children in our own namespace again (after a restart)...
         if not in_userns:
@@ -176,13 +244,40 @@ def spawn(
         _container_init(config, cdir, (devnull, out_w, err_w), go_r, sync_w)
     for fd in (out_w, err_w, sync_w, devnull, go_r, report_w, mapped_r):
         os.close(fd)
-    error = ""
-    try:
-        if in_userns:
+    if in_userns:
+        try:
             pid = userns.handshake(pid, config, report_r, mapped_w)
-        else:
-            os.close(report_r)
-            os.close(mapped_w)
+        except OSError as e:
+            return _go(pid, out_r, err_r, sync_r, go_w, place, forked, error=f"user namespace: {e}")
+    else:
+        os.close(report_r)
+        os.close(mapped_w)
+    return _go(pid, out_r, err_r, sync_r, go_w, place, forked)
+
+
+def _go(
+    pid: int,
+    out_r: int,
+    err_r: int,
+    sync_r: int,
+    go_w: int,
+    place: Callable[[int], None],
+    forked: Callable[[int], None],
+    path: tuple[int, str] | None = None,
+    error: str = "",
+) -> tuple[int, int, int]:
+    """The shim's half of a start once PID 1 exists: (tell a prepared PID 1 its bundle,) place
+    it in its cgroup, let it exec, record it, and learn how the exec went."""
+    if path is not None:
+        try:
+            os.write(path[0], path[1].encode())
+        except BrokenPipeError:
+            pass  # it failed already: the sync pipe says why
+        finally:
+            os.close(path[0])
+    try:
+        if error:
+            raise OSError(error)
         place(pid)
         go = b"1"
     except OSError as e:
@@ -246,21 +341,24 @@ def stop_requested(wait: float = 0.0) -> bool:
     return wait > 0 and signal.sigtimedwait([STOP], wait) is not None
 
 
-def run(path: str, ready_fd: int) -> int:
-    """The shim's life for the container at ``path``; ``ready_fd`` gets the start report."""
+def run(path: str, ready_fd: int, prepared: Prepared | None = None) -> int:
+    """The shim's life for the container at ``path``; ``ready_fd`` gets the start report; a
+    ``prepared`` PID 1 (see prepare) is used for the first start if the container allows."""
     signal.pthread_sigmask(signal.SIG_BLOCK, [STOP])
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # PID 1 forked by a child of ours is still ours (see userns)
     os.chdir("/")  # hold no directory of the agent's busy
     cdir = ContainerDir(Path(path))
     me = os.getpid()
     base = Record(ContainerStatus.CREATED, shim_pid=me, shim_started=start_time(me) or 0)
-    host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    host_pidns = prepared.host_pidns if prepared else os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         bundle = cdir.read_bundle()
         config = cdir.read_config()
         path_of_cgroup = config["linux"].get("cgroupsPath", "")
         cgroup = Cgroup.locate(path_of_cgroup) if path_of_cgroup else None
     except (OSError, ValueError, KeyError) as e:
+        if prepared is not None:
+            prepared.discard()
         cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
                                               exit_code=EXEC_FAILED, error=f"setup: {e}"))
         report(ready_fd, {"error": f"setup: {e}"})
@@ -292,7 +390,8 @@ def run(path: str, ready_fd: int) -> int:
     while True:
         ooms_before = cgroup.oom_count() if cgroup is not None else 0
         try:
-            pid, out_r, err_r = spawn(config, cdir, place, forked, host_pidns)
+            ready_made, prepared = prepared, None  # for the first start only
+            pid, out_r, err_r = spawn(config, cdir, place, forked, host_pidns, ready_made)
         except StartError as e:
             cdir.write_record(dataclasses.replace(base, status=ContainerStatus.EXITED, finished_at=now(),
                                                   exit_code=EXEC_FAILED, restarts=restarts, error=str(e)))
