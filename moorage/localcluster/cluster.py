@@ -99,15 +99,24 @@ class Ledger:
 
 
 def remove_containers(state_dir: Path) -> None:
-    """Force-remove every container an agent left in ``state_dir``."""
-    if not (state_dir / "containers").exists():
-        return
+    """Force-remove every container an agent left in ``state_dir``, and their network namespace pins.
+
+    A pin is the last holder of a container's namespace: dropping it removes the
+    namespace and its veth; NAT rules and routes go with the host's namespace.
+    """
+    from agent.network.links import remove_netns
+    from agent.network.records import Records
     from agent.runtime.containers import Runtime
     from agent.runtime.images import ImageStore
 
-    runtime = Runtime(state_dir, ImageStore(state_dir / "images"))
-    for container in runtime.list():
-        runtime.remove(container.id, force=True)
+    if (state_dir / "containers").exists():
+        runtime = Runtime(state_dir, ImageStore(state_dir / "images"))
+        for container in runtime.list():
+            runtime.remove(container.id, force=True)
+    if (state_dir / "network").exists():
+        for attachment in Records(state_dir / "network").all():
+            if attachment.netns:
+                remove_netns(Path(attachment.netns))
 
 
 def reap_stale() -> None:
