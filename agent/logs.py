@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC
 
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -51,7 +52,8 @@ class LogServer:
         batch: list[types_pb2.LogEntry] = []
         error = ""
         try:
-            records = self._runtime.read_logs(query.task_id, tail=query.tail, follow=query.follow)
+            since = query.since.ToDatetime(tzinfo=UTC) if query.HasField("since") else None
+            records = self._runtime.read_logs(query.task_id, tail=query.tail, follow=query.follow, since=since)
             for record in records:
                 batch.append(entry(record, query.task_id))
                 if len(batch) >= CHUNK_LINES or query.follow:

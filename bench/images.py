@@ -112,8 +112,7 @@ def run(tmp: Path, megabytes: int, containers: int) -> None:
             runtime.wait(cid, timeout=60)
         ours_bytes = du(state / "images", state / "containers")
     finally:
-        for c in runtime.list():
-            runtime.remove(c.id, force=True)
+        runtime.release()
     print()
     print("| what | moorage | anchor | anchor bytes | ratio |")
     print("|---|---:|---|---:|---:|")

@@ -71,7 +71,7 @@ def oci_runner(binary: str, bundle: Path, state: Path) -> tuple[Callable[[int], 
     config = json.loads((bundle / "config.json").read_text())
 
     def start(n: int) -> float:
-        config["linux"]["cgroupsPath"] = f"moorage-bench-{binary}/c{n}"
+        config["linux"]["cgroupsPath"] = f"moorage-bench-{binary}-c{n}"  # no shared parent left behind
         (bundle / "config.json").write_text(json.dumps(config))
         began = time.perf_counter()
         subprocess.run([binary, "--root", str(state), "run", "-d", "--bundle", str(bundle), f"c{n}"],

@@ -238,11 +238,17 @@ class ControlService(control_pb2_grpc.ControlServicer):
             yield output
 
     async def Logs(self, request: control_pb2.LogsRequest, context: Context) -> AsyncIterator[types_pb2.LogEntry]:  # noqa: N802
-        """Ask the agent of every task with a container for its lines and merge them."""
+        """Ask the agent of every task with a container (or of the one task asked for) for its lines and merge them."""
         try:
-            if await self._store.get_service(request.service) is None:
-                raise NotFoundError("service", request.service)
-            tasks = (await self._store.list_tasks(service=request.service)).items
+            if request.task_id:
+                task = await self._store.get_task(request.task_id)
+                if task is None:
+                    raise NotFoundError("task", request.task_id)
+                tasks = [task]
+            else:
+                if await self._store.get_service(request.service) is None:
+                    raise NotFoundError("service", request.service)
+                tasks = (await self._store.list_tasks(service=request.service)).items
         except ControllerError as e:
             await context.abort(_code(e), str(e))
             raise
@@ -252,7 +258,9 @@ class ControlService(control_pb2_grpc.ControlServicer):
             if not (task.node_id and task.container_id):
                 continue
             request_id = uuid.uuid4().hex
-            query = agent_pb2.LogsQuery(request_id=request_id, task_id=task.id, follow=request.follow, tail=request.tail)
+            query = agent_pb2.LogsQuery(
+                request_id=request_id, task_id=task.id, follow=request.follow, tail=request.tail, since=request.since
+            )
             if self._sessions.query_logs(task.node_id, query, sink):
                 open_queries[request_id] = task
             else:

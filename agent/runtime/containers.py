@@ -318,6 +318,13 @@ class Runtime:
 
     # --- the agent's cgroup ---------------------------------------------------------------
 
+    def release(self) -> None:
+        """Force-remove every container, then this runtime's cgroup parent: a host's full clean-up."""
+        for state in self.list():
+            self.remove(state.id, force=True)
+        self.kill_everything()
+        Cgroup.locate(self.cgroup_parent).remove()
+
     def kill_everything(self) -> None:
         """SIGKILL every process in this runtime's cgroup parent: the clean-up of last resort."""
         parent = Cgroup.locate(self.cgroup_parent)

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Manage the images of this host.\n\nExample: moor image ls --state-dir /var/lib/moorage", no_args_is_help=True
 )
-container_app = typer.Typer(help="Act on one container of this host directly.", no_args_is_help=True)
+container_app = typer.Typer(
+    help="Act on one container of this host directly.\n\nExample: moor container commit 3f2a9c1b7d4e web:hotfix",
+    no_args_is_help=True,
+)
 
 
 def _store(state_dir: Path) -> ImageStore:

@@ -99,7 +99,7 @@ class Ledger:
 
 
 def remove_containers(state_dir: Path) -> None:
-    """Force-remove every container an agent left in ``state_dir``, and their network namespace pins.
+    """Force-remove every container an agent left in ``state_dir``, its cgroup parent and the network pins.
 
     A pin is the last holder of a container's namespace: dropping it removes the
     namespace and its veth; NAT rules and routes go with the host's namespace.
@@ -110,9 +110,7 @@ def remove_containers(state_dir: Path) -> None:
     from agent.runtime.images import ImageStore
 
     if (state_dir / "containers").exists():
-        runtime = Runtime(state_dir, ImageStore(state_dir / "images"))
-        for container in runtime.list():
-            runtime.remove(container.id, force=True)
+        Runtime(state_dir, ImageStore(state_dir / "images")).release()
     if (state_dir / "network").exists():
         for attachment in Records(state_dir / "network").all():
             if attachment.netns:

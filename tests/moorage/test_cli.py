@@ -111,17 +111,9 @@ def command_paths() -> list[list[str]]:
     return found
 
 
-# Groups whose help (owned elsewhere) still lacks an example; strict, so fixing one fails here as a reminder.
-_NO_EXAMPLE_YET = {("container",): "moorage/cli/image.py: container_app's help has no 'Example: moor ...' line"}
-
-
 @pytest.mark.parametrize(
     "command",
-    [
-        pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=_NO_EXAMPLE_YET[tuple(path)]))
-        if tuple(path) in _NO_EXAMPLE_YET else path
-        for path in command_paths()
-    ],
+    command_paths(),
     ids=" ".join,
 )
 def test_every_command_has_a_summary_and_an_example(command: list[str]) -> None:

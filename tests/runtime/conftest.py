@@ -33,6 +33,5 @@ def runtime(tmp_path: Path, images: ImageStore) -> Iterator[Runtime]:
     try:
         yield rt
     finally:
-        for state in rt.list():
-            rt.remove(state.id, force=True)
+        rt.release()
 

@@ -43,8 +43,7 @@ def runtime(tmp_path: Path, store: ImageStore) -> Iterator[Runtime]:
     try:
         yield rt
     finally:
-        for state in rt.list():
-            rt.remove(state.id, force=True)
+        rt.release()
 
 
 def build(store: ImageStore, runtime: Runtime, context: Path, text: str, tag: str = "built:1",

@@ -29,8 +29,7 @@ def state(tmp_path: Path, busybox_rootfs: Path) -> Iterator[Path]:
     moor("image", "import", str(busybox_rootfs), "busybox:1", "--state-dir", str(state))
     yield state
     runtime = Runtime(state, ImageStore(state / "images"))
-    for container in runtime.list():
-        runtime.remove(container.id, force=True)
+    runtime.release()
 
 
 def test_store_commands(tmp_path: Path, state: Path) -> None:

@@ -144,8 +144,7 @@ def traversable_runtime(busybox_rootfs: Path) -> Iterator[Runtime]:
     try:
         yield rt
     finally:
-        for state in rt.list():
-            rt.remove(state.id, force=True)
+        rt.release()
         shutil.rmtree(base)
 
 

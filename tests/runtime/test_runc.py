@@ -41,7 +41,7 @@ def moorage(runtime: Runtime, container_id: str) -> tuple[int | None, list[str]]
 def runc(bundle_source: Path, work: Path, container_id: str) -> tuple[int, list[str]]:
     config = json.loads((bundle_source / "config.json").read_text())
     notes = config.pop("annotations")
-    config["linux"]["cgroupsPath"] = f"moorage-test-runc/{container_id}"
+    config["linux"]["cgroupsPath"] = f"moorage-test-runc-{container_id}"  # no shared parent: runc delete removes it all
     bundle = work / container_id
     for name in ("rootfs", "upper", "work"):
         (bundle / name).mkdir(parents=True)

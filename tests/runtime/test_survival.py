@@ -35,8 +35,7 @@ def holder(tmp_path: Path, images: ImageStore) -> Iterator[tuple[subprocess.Pope
         process.wait()
         process.stdout.close()  # type: ignore[union-attr]
         leftover = Runtime(root, images)
-        for state in leftover.list():
-            leftover.remove(state.id, force=True)
+        leftover.release()
 
 
 def test_containers_survive_the_agent_and_are_readopted(
