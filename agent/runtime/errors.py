@@ -3,6 +3,9 @@
     RuntimeFailure                 anything the runtime refuses or fails to do
     ├── ImageNotFound              no image under that reference or digest
     ├── InvalidImage               a source or blob that is not a safe, readable image
+    ├── ImageInUse                 removal refused: a container still uses the image
+    ├── RegistryError              a registry refused or failed a request; ``reason`` is its word
+    ├── BuildError                 a Containerfile that does not parse, or a step that failed
     ├── ContainerNotFound          no container with that id
     ├── ContainerExists            the id is already taken
     ├── InvalidState               an illegal transition (e.g. start of a running container)
@@ -29,6 +32,29 @@ class ImageNotFound(RuntimeFailure):
 
 class InvalidImage(RuntimeFailure):
     """A rootfs source or stored blob is unreadable or unsafe (e.g. a tar member escapes)."""
+
+
+class ImageInUse(RuntimeFailure):
+    def __init__(self, reference: str, why: str) -> None:
+        super().__init__(f"image {reference} is in use: {why}")
+        self.reference = reference
+
+
+class RegistryError(RuntimeFailure):
+    def __init__(self, registry: str, reason: str, status: int = 0) -> None:
+        super().__init__(f"registry {registry}: {reason}")
+        self.registry = registry
+        self.reason = reason
+        self.status = status
+
+
+class BuildError(RuntimeFailure):
+    """``where`` is ``file:line: INSTRUCTION`` for parse errors and the step for failed steps."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
 
 
 class ContainerNotFound(RuntimeFailure):

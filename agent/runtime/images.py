@@ -33,8 +33,7 @@ from typing import Any
 from agent.runtime import image_spec as spec
 from agent.runtime import layers
 from agent.runtime.blobs import BlobStore, chunks, sha256_file, split_digest, write_verified
-from agent.runtime.errors import ImageNotFound, InvalidImage
-from agent.runtime.image_errors import ImageInUse
+from agent.runtime.errors import ImageInUse, ImageNotFound, InvalidImage
 from agent.runtime.fsutil import atomic_write_json
 
 # Kept importable from here: callers named them before spec.py existed.

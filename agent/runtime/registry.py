@@ -27,8 +27,7 @@ import httpx
 
 from agent.runtime import image_spec as spec
 from agent.runtime.blobs import chunks, sha256_bytes
-from agent.runtime.errors import ImageNotFound, InvalidImage
-from agent.runtime.image_errors import RegistryError
+from agent.runtime.errors import ImageNotFound, InvalidImage, RegistryError
 from agent.runtime.images import Image, ImageStore, parse_reference
 
 ACCEPT = ", ".join([spec.MEDIA_MANIFEST, spec.DOCKER_MANIFEST, spec.MEDIA_INDEX, spec.DOCKER_LIST])

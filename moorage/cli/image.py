@@ -51,8 +51,7 @@ def _runtime(state_dir: Path, store: ImageStore) -> Runtime:
 @contextmanager
 def _image_errors() -> Iterator[None]:
     """Exit codes for the store's errors: 3 for not found, 2 for bad input, 1 for the rest."""
-    from agent.runtime.errors import ContainerNotFound, ImageNotFound, InvalidImage
-    from agent.runtime.image_errors import BuildError
+    from agent.runtime.errors import BuildError, ContainerNotFound, ImageNotFound, InvalidImage
 
     try:
         yield

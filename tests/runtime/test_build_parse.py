@@ -7,7 +7,7 @@ import pytest
 from agent.runtime.builds import parse
 from agent.runtime.builds.ignore import ignored, rules
 from agent.runtime.builds.parser import command, expand, key_values
-from agent.runtime.image_errors import BuildError
+from agent.runtime.errors import BuildError
 
 
 def test_instructions_with_continuations_comments_and_forms() -> None:

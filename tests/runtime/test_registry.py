@@ -12,7 +12,7 @@ import pytest
 
 from agent.runtime import ImageConfig, ImageStore, InvalidImage, archive
 from agent.runtime.blobs import sha256_bytes
-from agent.runtime.image_errors import RegistryError
+from agent.runtime.errors import RegistryError
 from agent.runtime.image_spec import Limits
 from agent.runtime.layers import write_tar
 from agent.runtime.registry import RegistryClient, RegistrySettings, resolve

@@ -28,8 +28,7 @@ from typing import Protocol
 from agent.runtime.builds import ignore
 from agent.runtime.builds.parser import Instruction, command, duration, expand, key_values, parse, words
 from agent.runtime.containers import ContainerSpec, ContainerStatus, Runtime
-from agent.runtime.errors import ImageNotFound, RuntimeFailure
-from agent.runtime.image_errors import BuildError
+from agent.runtime.errors import BuildError, ImageNotFound, RuntimeFailure
 from agent.runtime.images import Healthcheck, Image, ImageConfig, ImageStore, Layer
 from agent.runtime.layers import write_tar
 from agent.runtime.blobs import sha256_file

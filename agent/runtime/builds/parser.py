@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agent.runtime.image_errors import BuildError
+from agent.runtime.errors import BuildError
 
 KNOWN = frozenset({"FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "ENTRYPOINT", "CMD", "EXPOSE",
                    "VOLUME", "LABEL", "HEALTHCHECK", "STOPSIGNAL"})
