@@ -21,10 +21,15 @@ from agent.runtime.fsutil import atomic_write, canonical_json
 _CHUNK = 1 << 20
 
 
+def chunks(f: IO[bytes]) -> Iterable[bytes]:
+    while chunk := f.read(_CHUNK):
+        yield chunk
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
+        for chunk in chunks(f):
             digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
 
@@ -39,11 +44,6 @@ def split_digest(digest: str) -> str:
     if algorithm != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
         raise InvalidImage(f"not a sha256 digest: {digest!r}")
     return hexpart
-
-
-def chunks(f: IO[bytes]) -> Iterable[bytes]:
-    while chunk := f.read(_CHUNK):
-        yield chunk
 
 
 def write_verified(
