@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime
 from agent.runtime.builds import Builder
 from agent.runtime.commit import commit
-from agent.runtime.image_errors import BuildError
+from agent.runtime.errors import BuildError
 from agent.runtime.images import Healthcheck, Image
 from tests.runtime.support import MARKER, lines, sh
 
@@ -31,26 +30,18 @@ class Recorder:
 
 
 @pytest.fixture
-def store(tmp_path: Path, busybox_rootfs: Path) -> ImageStore:
+def images(tmp_path: Path, busybox_rootfs: Path) -> ImageStore:
+    """Builds add images: each test gets a store of its own (conftest's ``runtime`` runs on it)."""
     store = ImageStore(tmp_path / "moorage-images")
     store.import_rootfs(busybox_rootfs, "busybox", ImageConfig(cmd=("sh",)))
     return store
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, store: ImageStore) -> Iterator[Runtime]:
-    rt = Runtime(tmp_path / "moorage-runtime", store)
-    try:
-        yield rt
-    finally:
-        rt.release()
-
-
-def build(store: ImageStore, runtime: Runtime, context: Path, text: str, tag: str = "built:1",
+def build(images: ImageStore, runtime: Runtime, context: Path, text: str, tag: str = "built:1",
           args: dict[str, str] | None = None, no_cache: bool = False) -> tuple[Recorder, Image]:
     (context / "Containerfile").write_text(text)
     recorder = Recorder()
-    image = Builder(store, lambda: runtime, recorder).build(context, context / "Containerfile", tag, args or {},
+    image = Builder(images, lambda: runtime, recorder).build(context, context / "Containerfile", tag, args or {},
                                                             no_cache)
     return recorder, image
 
@@ -86,18 +77,18 @@ def make_context(tmp_path: Path) -> Path:
     return context
 
 
-def test_a_build_runs_copies_configures_and_caches(tmp_path: Path, store: ImageStore, runtime: Runtime) -> None:
+def test_a_build_runs_copies_configures_and_caches(tmp_path: Path, images: ImageStore, runtime: Runtime) -> None:
     context = make_context(tmp_path)
-    first, image = build(store, runtime, context, CONTAINERFILE, args={"GREETING": "hi"})
+    first, image = build(images, runtime, context, CONTAINERFILE, args={"GREETING": "hi"})
     assert "hi from run" in first.lines
     assert not any(cached for _, cached in first.steps)
-    config = store.get("built:1").config
+    config = images.get("built:1").config
     assert config.entrypoint == ("cat",) and config.cmd == ("/srv/single.txt",)
     assert config.user == "1000:1000" and config.working_dir == "/etc" and "APP=/srv/app" in config.env
     assert config.exposed_ports == ("53/udp", "8080/tcp") and config.volumes == ("/data",)
     assert config.labels == {"org.example.team": "core infra"} and config.stop_signal == "SIGINT"
     assert config.healthcheck == Healthcheck(test=("CMD", "true"), interval=5_000_000_000, retries=3)
-    layers = store.get("built:1").layers
+    layers = images.get("built:1").layers
     assert len(layers) == 1 + 4  # busybox + RUN + RUN + COPY + COPY
 
     # the image's files, through a real overlay mount: whiteouts of both RUNs hide what they removed
@@ -110,14 +101,14 @@ def test_a_build_runs_copies_configures_and_caches(tmp_path: Path, store: ImageS
     assert "/srv/app/debug.log" not in out  # .dockerignore
     assert out[-1] == "b"
 
-    second, again = build(store, runtime, context, CONTAINERFILE, args={"GREETING": "hi"})
+    second, again = build(images, runtime, context, CONTAINERFILE, args={"GREETING": "hi"})
     assert all(cached for name, cached in second.steps if name in ("RUN", "COPY")) and second.lines == []
     assert again.digest == image.digest
     (context / "one.txt").write_text("changed\n")
-    third, changed = build(store, runtime, context, CONTAINERFILE, args={"GREETING": "hi"})
+    third, changed = build(images, runtime, context, CONTAINERFILE, args={"GREETING": "hi"})
     assert [c for n, c in third.steps if n in ("RUN", "COPY")] == [True, True, True, False]
     assert changed.digest != image.digest
-    fourth, _ = build(store, runtime, context, CONTAINERFILE, args={"GREETING": "hi"}, no_cache=True)
+    fourth, _ = build(images, runtime, context, CONTAINERFILE, args={"GREETING": "hi"}, no_cache=True)
     assert not any(cached for _, cached in fourth.steps)
 
 
@@ -127,24 +118,24 @@ def _spec(image: str, script: str) -> ContainerSpec:
 
 
 def test_copy_outside_the_context_and_a_failing_run_are_refused(
-    tmp_path: Path, store: ImageStore, runtime: Runtime
+    tmp_path: Path, images: ImageStore, runtime: Runtime
 ) -> None:
     context = make_context(tmp_path)
     with pytest.raises(BuildError, match="outside the build context") as err:
-        build(store, runtime, context, "FROM busybox\nCOPY ../secret /x\n")
+        build(images, runtime, context, "FROM busybox\nCOPY ../secret /x\n")
     assert err.value.where.endswith(":2: COPY")
     with pytest.raises(BuildError, match="exited with code 3") as err:
-        build(store, runtime, context, "FROM busybox\nRUN exit 3\n")
+        build(images, runtime, context, "FROM busybox\nRUN exit 3\n")
     assert err.value.where.endswith(":2: RUN")
     assert runtime.list() == []  # the build container is gone
     with pytest.raises(BuildError, match="still empty"):
-        build(store, runtime, context, "FROM scratch\nRUN true\n")
+        build(images, runtime, context, "FROM scratch\nRUN true\n")
 
 
-def test_from_scratch_with_copy_only(tmp_path: Path, store: ImageStore, runtime: Runtime) -> None:
+def test_from_scratch_with_copy_only(tmp_path: Path, images: ImageStore, runtime: Runtime) -> None:
     context = make_context(tmp_path)
-    _, image = build(store, runtime, context, "FROM scratch\nCOPY files /\nCMD [\"/a.txt\"]\n", tag="tiny:1")
-    tiny = store.get("tiny:1")
+    _, image = build(images, runtime, context, "FROM scratch\nCOPY files /\nCMD [\"/a.txt\"]\n", tag="tiny:1")
+    tiny = images.get("tiny:1")
     assert len(tiny.layers) == 1 and tiny.config.cmd == ("/a.txt",)
     assert (tiny.layer_dirs[0] / "sub" / "b.txt").read_text() == "b\n"
 
@@ -164,25 +155,25 @@ def _tar_layer(path: Path, entries: dict[str, bytes | None]) -> Path:
     return path
 
 
-def test_oci_whiteouts_hide_lower_files_in_a_container(tmp_path: Path, store: ImageStore, runtime: Runtime) -> None:
-    base = store.get("busybox")
-    lower = store.add_layer_tar(_tar_layer(store.tmp / "l1.tar", {
+def test_oci_whiteouts_hide_lower_files_in_a_container(tmp_path: Path, images: ImageStore, runtime: Runtime) -> None:
+    base = images.get("busybox")
+    lower = images.add_layer_tar(_tar_layer(images.tmp / "l1.tar", {
         "data": None, "data/keep": b"k", "data/drop": b"d", "opaque": None, "opaque/old": b"o",
     }))
-    upper = store.add_layer_tar(_tar_layer(store.tmp / "l2.tar", {
+    upper = images.add_layer_tar(_tar_layer(images.tmp / "l2.tar", {
         "data/.wh.drop": b"", "opaque/.wh..wh..opq": b"", "opaque/new": b"n", f"{Path(MARKER).parent}/.wh.{Path(MARKER).name}": b"",
     }))
-    store.create([lower, upper], ImageConfig(cmd=("sh",)), "layered:1", base=base)
+    images.create([lower, upper], ImageConfig(cmd=("sh",)), "layered:1", base=base)
     runtime.run("wh", _spec("layered:1", f"ls /data; ls /opaque; test -e /{MARKER} && echo marker-visible; echo done"))
     runtime.wait("wh", timeout=30)
     assert lines(runtime, "wh") == ["keep", "new", "done"]
 
 
-def test_commit_makes_an_image_of_the_rw_layer(store: ImageStore, runtime: Runtime) -> None:
+def test_commit_makes_an_image_of_the_rw_layer(images: ImageStore, runtime: Runtime) -> None:
     runtime.run("src", _spec("busybox", f"echo fixed > /fix.txt; rm /{MARKER}"))
     runtime.wait("src", timeout=30)
-    image = commit(store, runtime, "src", "fixed:1", "hotfix")
-    assert len(image.layers) == len(store.get("busybox").layers) + 1
+    image = commit(images, runtime, "src", "fixed:1", "hotfix")
+    assert len(image.layers) == len(images.get("busybox").layers) + 1
     assert image.config_json["history"][-1] == {"created_by": "moor container commit src", "comment": "hotfix"}
     runtime.run("dst", _spec("fixed:1", f"cat /fix.txt; test -e /{MARKER} || echo marker-gone"))
     runtime.wait("dst", timeout=30)
