@@ -29,6 +29,7 @@ API_VERSION = "moorage.v1"
 
 Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
 S = TypeVar("S")
+O = TypeVar("O")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -42,6 +43,13 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 
 def _code(error: ControllerError) -> grpc.StatusCode:
     return next((code for cls, code in _STATUS if isinstance(error, cls)), grpc.StatusCode.INTERNAL)
+
+
+def _required(found: O | None, kind: str, name: str) -> O:
+    """``found``, or NotFoundError for the ``kind`` called ``name`` that a request asked for."""
+    if found is None:
+        raise NotFoundError(kind, name)
+    return found
 
 
 def _unary(method: Callable[[S, Req, Context], Awaitable[Resp]]) -> Callable[[S, Req, Context], Awaitable[Resp]]:
@@ -113,10 +121,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
 
     @_unary
     async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> types_pb2.Service:  # noqa: N802
-        service = await self._store.get_service(request.name)
-        if service is None:
-            raise NotFoundError("service", request.name)
-        return service
+        return _required(await self._store.get_service(request.name), "service", request.name)
 
     @_unary
     async def ListServices(  # noqa: N802
@@ -134,17 +139,11 @@ class ControlService(control_pb2_grpc.ControlServicer):
 
     @_unary
     async def GetTask(self, request: control_pb2.GetTaskRequest, context: Context) -> types_pb2.Task:  # noqa: N802
-        task = await self._store.get_task(request.id)
-        if task is None:
-            raise NotFoundError("task", request.id)
-        return task
+        return _required(await self._store.get_task(request.id), "task", request.id)
 
     @_unary
     async def GetNode(self, request: control_pb2.GetNodeRequest, context: Context) -> types_pb2.Node:  # noqa: N802
-        node = await self._store.get_node(request.id)
-        if node is None:
-            raise NotFoundError("node", request.id)
-        return node
+        return _required(await self._store.get_node(request.id), "node", request.id)
 
     @_unary
     async def UpdateNode(self, request: control_pb2.UpdateNodeRequest, context: Context) -> types_pb2.Node:  # noqa: N802
@@ -152,9 +151,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
             raise InvalidSpecError(request.id, "set_labels", "label names must not be empty")
 
         async def update() -> types_pb2.Node:
-            node = await self._store.get_node(request.id)
-            if node is None:
-                raise NotFoundError("node", request.id)
+            node = _required(await self._store.get_node(request.id), "node", request.id)
             updated = updated_node(node, request)
             if updated != node:
                 await self._store.commit([Put(node_key(node.id), updated, node.version)])
@@ -167,9 +164,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
     @_unary
     async def ScaleService(self, request: control_pb2.ScaleServiceRequest, context: Context) -> types_pb2.Service:  # noqa: N802
         async def scale() -> types_pb2.Service:
-            service = await self._store.get_service(request.name)
-            if service is None:
-                raise NotFoundError("service", request.name)
+            service = _required(await self._store.get_service(request.name), "service", request.name)
             if service.spec.replicas == request.replicas:
                 return service
             scaled = types_pb2.Service()
@@ -215,9 +210,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
     async def _delete(self, name: str) -> None:
         """Remove the service and stop its tasks in one transaction; tasks no
         node holds are deleted outright, the others wait for their agent."""
-        service = await self._store.get_service(name)
-        if service is None:
-            raise NotFoundError("service", name)
+        service = _required(await self._store.get_service(name), "service", name)
         ops: list[Op] = [Delete(service_key(name), service.version)]
         for task in (await self._store.list_tasks(service=name)).items:
             if not task.node_id:
@@ -241,13 +234,9 @@ class ControlService(control_pb2_grpc.ControlServicer):
         """Ask the agent of every task with a container (or of the one task asked for) for its lines and merge them."""
         try:
             if request.task_id:
-                task = await self._store.get_task(request.task_id)
-                if task is None:
-                    raise NotFoundError("task", request.task_id)
-                tasks = [task]
+                tasks = [_required(await self._store.get_task(request.task_id), "task", request.task_id)]
             else:
-                if await self._store.get_service(request.service) is None:
-                    raise NotFoundError("service", request.service)
+                _required(await self._store.get_service(request.service), "service", request.service)
                 tasks = (await self._store.list_tasks(service=request.service)).items
         except ControllerError as e:
             await context.abort(_code(e), str(e))
