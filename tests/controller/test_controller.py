@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import grpc
@@ -12,7 +13,7 @@ import pytest
 from moorage.localcluster.etcd import Etcd
 from moorage.v1 import control_pb2, control_pb2_grpc, types_pb2
 
-from tests.controller.harness import agents, control, etcd_keys, eventually, running_controller
+from tests.controller.harness import FakeAgent, agents, control, etcd_keys, eventually, running_controller
 
 RUNNING = types_pb2.TASK_STATE_RUNNING
 SHUTDOWN = types_pb2.TASK_STATE_SHUTDOWN
@@ -37,6 +38,29 @@ async def tasks(stub: control_pb2_grpc.ControlStub, service: str = "") -> list[t
 
 def live(task_list: list[types_pb2.Task]) -> list[types_pb2.Task]:
     return [t for t in task_list if t.desired_state == RUNNING]
+
+
+@contextlib.contextmanager
+def rpc_fails(code: grpc.StatusCode) -> Iterator[pytest.ExceptionInfo[grpc.aio.AioRpcError]]:
+    """The block must end in an RPC error with status ``code``."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        yield caught
+    assert caught.value.code() == code
+
+
+async def has_container(stub: control_pb2_grpc.ControlStub) -> bool:
+    return all(t.container_id for t in await tasks(stub, "web"))
+
+
+async def logging_web_task(stub: control_pb2_grpc.ControlStub, agent: FakeAgent, lines: list[str]) -> types_pb2.Task:
+    """One ``web`` replica on ``agent``, reported running with a container whose log is ``lines``."""
+    await apply(stub, spec("web"))
+    await eventually(lambda: len(agent.tasks(RUNNING)) == 1, "task assigned")
+    (task,) = agent.tasks()
+    agent.log_lines[task.id] = lines
+    agent.report(task.id, RUNNING)
+    await eventually(lambda: has_container(stub), "container id recorded")
+    return task
 
 
 def test_two_replicas_spread_over_two_agents_and_status_is_recorded(etcd: Etcd) -> None:
@@ -90,9 +114,8 @@ def test_invalid_spec_is_rejected_and_nothing_written(etcd: Etcd, bad: types_pb2
     async def scenario() -> None:
         async with running_controller(etcd.endpoint) as address, control(address) as stub:
             before = {p: await etcd_keys(etcd.endpoint, p) for p in ("/moorage/services/", "/moorage/tasks/")}
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
+            with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT) as caught:
                 await apply(stub, bad)
-            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert bad.name in (caught.value.details() or "") and field in (caught.value.details() or "")
             assert {p: await etcd_keys(etcd.endpoint, p) for p in before} == before
 
@@ -106,9 +129,8 @@ def test_invalid_spec_is_rejected_and_nothing_written(etcd: Etcd, bad: types_pb2
 def test_apply_is_all_or_nothing(etcd: Etcd, second: types_pb2.ServiceSpec) -> None:
     async def scenario() -> None:
         async with running_controller(etcd.endpoint) as address, control(address) as stub:
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
+            with rpc_fails(grpc.StatusCode.INVALID_ARGUMENT):
                 await apply(stub, spec("web"), second)
-            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert await etcd_keys(etcd.endpoint, "/moorage/services/") == {}
             assert (await stub.ListServices(control_pb2.ListServicesRequest())).services == []
 
@@ -126,9 +148,8 @@ def test_apply_reports_created_updated_unchanged(etcd: Etcd) -> None:
             assert await apply(stub) == []
             got = await stub.GetService(control_pb2.GetServiceRequest(name="web"))
             assert got.spec == spec("web", replicas=2) and got.version > 0
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
+            with rpc_fails(grpc.StatusCode.NOT_FOUND):
                 await stub.GetService(control_pb2.GetServiceRequest(name="nope"))
-            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
     run(scenario())
 
@@ -160,9 +181,8 @@ def test_delete_service_stops_tasks_and_removes_them_once_stopped(etcd: Etcd) ->
                 await apply(stub, spec("web", replicas=2))
                 await eventually(lambda: len(agent.tasks(RUNNING)) == 2, "two tasks on node-a")
                 await stub.DeleteService(control_pb2.DeleteServiceRequest(name="web"))
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                with rpc_fails(grpc.StatusCode.NOT_FOUND):
                     await stub.GetService(control_pb2.GetServiceRequest(name="web"))
-                assert caught.value.code() == grpc.StatusCode.NOT_FOUND
                 assert [t.desired_state for t in await tasks(stub, "web")] == [SHUTDOWN, SHUTDOWN]
                 await eventually(lambda: len(agent.tasks(SHUTDOWN)) == 2, "agent told to stop both")
 
@@ -174,9 +194,8 @@ def test_delete_service_stops_tasks_and_removes_them_once_stopped(etcd: Etcd) ->
 
                 await eventually(gone, "task keys deleted")
                 await eventually(lambda: agent.tasks() == [], "empty assignments")
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                with rpc_fails(grpc.StatusCode.NOT_FOUND):
                     await stub.DeleteService(control_pb2.DeleteServiceRequest(name="web"))
-                assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
     run(scenario())
 
@@ -202,22 +221,12 @@ def test_logs_are_read_from_the_agents(etcd: Etcd) -> None:
     async def scenario() -> None:
         async with running_controller(etcd.endpoint) as address, control(address) as stub:
             async with agents(address, "node-a") as (agent,):
-                await apply(stub, spec("web"))
-                await eventually(lambda: len(agent.tasks(RUNNING)) == 1, "task assigned")
-                (task,) = agent.tasks()
-                agent.log_lines[task.id] = ["hello", "world"]
-                agent.report(task.id, RUNNING, container_id="ctr-web-1")
-
-                async def has_container() -> bool:
-                    return all(t.container_id for t in await tasks(stub, "web"))
-
-                await eventually(has_container, "container id recorded")
+                task = await logging_web_task(stub, agent, ["hello", "world"])
                 entries = [e async for e in stub.Logs(control_pb2.LogsRequest(service="web"))]
                 assert [e.line for e in entries] == ["hello", "world"]
                 assert {(e.task_id, e.slot, e.node_id, e.stream) for e in entries} == {(task.id, 1, "node-a", "stdout")}
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                with rpc_fails(grpc.StatusCode.NOT_FOUND):
                     [e async for e in stub.Logs(control_pb2.LogsRequest(service="nope"))]
-                assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
     run(scenario())
 
@@ -226,12 +235,7 @@ def test_following_logs_cancels_the_agent_query_when_the_client_leaves(etcd: Etc
     async def scenario() -> None:
         async with running_controller(etcd.endpoint) as address, control(address) as stub:
             async with agents(address, "node-a") as (agent,):
-                await apply(stub, spec("web"))
-                await eventually(lambda: len(agent.tasks(RUNNING)) == 1, "task assigned")
-                (task,) = agent.tasks()
-                agent.log_lines[task.id] = ["first"]
-                agent.report(task.id, RUNNING)
-                await eventually(lambda: _has_container(stub), "container id recorded")
+                await logging_web_task(stub, agent, ["first"])
 
                 call = stub.Logs(control_pb2.LogsRequest(service="web", follow=True))
                 first = await call.read()
@@ -240,10 +244,6 @@ def test_following_logs_cancels_the_agent_query_when_the_client_leaves(etcd: Etc
                 await eventually(lambda: len(agent.cancelled_queries) == 1, "agent told to cancel the query")
 
     run(scenario())
-
-
-async def _has_container(stub: control_pb2_grpc.ControlStub) -> bool:
-    return all(t.container_id for t in await tasks(stub, "web"))
 
 
 def test_restarted_controller_resumes_from_etcd_without_duplicates(etcd: Etcd) -> None:
