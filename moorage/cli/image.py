@@ -114,8 +114,7 @@ def image_import(
 
     Example: moor image import ./rootfs busybox:latest
     """
-    image = _store(state_dir).import_rootfs(source, name)
-    typer.echo(f"{image.reference} {image.digest}")
+    _echo_image(_store(state_dir).import_rootfs(source, name))
 
 
 @app.command("ls")
