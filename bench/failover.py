@@ -74,7 +74,7 @@ def host_failover(rootfs: Path, work: Path, ttl: float, rounds: int) -> tuple[li
             fresh.append(time.monotonic() - started)
             tasks = control.ListTasks(control_pb2.ListTasksRequest(service=name), timeout=5).tasks
             victim_id = next(t.node_id for t in tasks if t.slot == 1)
-            victim = next(a for a in cluster.agents if a.name == victim_id)
+            victim = cluster.agent(victim_id)
 
             killed = time.monotonic()
             cluster.kill_host(victim)

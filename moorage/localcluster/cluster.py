@@ -313,6 +313,10 @@ class LocalCluster:
         self.start_agent(agent)
         return agent
 
+    def agent(self, name: str) -> AgentHost:
+        """The agent host whose node is called ``name`` (h1, h2, ...)."""
+        return next(a for a in self.agents if a.name == name)
+
     def start_agent(self, agent: AgentHost) -> None:
         argv = [
             NSENTER, f"--net=/run/netns/{agent.host.name}", "--",

@@ -402,7 +402,7 @@ def test_fields_the_manifest_accepts_are_honoured(cluster_factory: ClusterFactor
     assert inside("iso.1", "cat /proc/net/dev").count(":") == 1  # only lo
 
     (db,) = live(tasks(cluster, "db"))
-    address = next(a.host.address for a in cluster.agents if a.name == db.node_id)
+    address = cluster.agent(db.node_id).host.address
 
     def served() -> bool:
         try:

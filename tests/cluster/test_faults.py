@@ -40,7 +40,7 @@ def test_killed_host_tasks_run_on_the_others_and_stay_stopped_when_it_returns(cl
     cluster = cluster_factory(hosts=3, node_ttl=TTL)
     apply(cluster, spec("web", 6))
     before = wait_tasks(cluster, "web", one_running_per_slot(6), "six web tasks running")
-    victim = next(a for a in cluster.agents if a.name == "h1")
+    victim = cluster.agent("h1")
     lost = {t.id for t in before if t.node_id == victim.name}
     assert lost, "spread placed nothing on h1"
 
@@ -82,7 +82,7 @@ def test_partitioned_host_is_replaced_and_stops_its_old_tasks_after_healing(clus
     cluster = cluster_factory(hosts=3, node_ttl=TTL)
     apply(cluster, spec("web", 3))
     before = wait_tasks(cluster, "web", one_running_per_slot(3), "three web tasks running")
-    victim = next(a for a in cluster.agents if a.name == "h2")
+    victim = cluster.agent("h2")
     cut_off = {t.id for t in before if t.node_id == victim.name}
     assert cut_off
 

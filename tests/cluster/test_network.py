@@ -49,10 +49,6 @@ def running_with_addresses(count: int) -> Callable[[list[types_pb2.Task]], bool]
     return check
 
 
-def host(cluster: LocalCluster, name: str) -> AgentHost:
-    return next(a for a in cluster.agents if a.name == name)
-
-
 def netns_of(agent: AgentHost) -> Path:
     return Path("/run/netns") / agent.host.name
 
@@ -108,14 +104,14 @@ def test_published_port_answers_on_the_host_address_from_another_host(cluster_fa
     ports = [types_pb2.PortMapping(host_port=8080, container_port=PORT, protocol="tcp")]
     apply(cluster, spec("web", SERVER, node="h1", ports=ports))
     (web,) = wait_tasks(cluster, "web", running_with_addresses(1), "web running")
-    h1, h2 = host(cluster, "h1"), host(cluster, "h2")
+    h1, h2 = cluster.agent("h1"), cluster.agent("h2")
     reply = ask(h1.host.address, 8080, netns_path=netns_of(h2))
     assert reply.decode().strip() == f"pong from web.1.{web.id}"
 
 
 def test_outbound_traffic_is_masqueraded_through_the_host_address(cluster_factory: ClusterFactory) -> None:
     cluster = cluster_factory(hosts=2)
-    h1, h2 = host(cluster, "h1"), host(cluster, "h2")
+    h1, h2 = cluster.agent("h1"), cluster.agent("h2")
     with Responder(netns_of(h2), h2.host.address, 7100, b"seen\n") as responder:
         command = f"echo got: $(nc {h2.host.address} 7100 </dev/null); {LOOP}"
         apply(cluster, spec("out", ["sh", "-c", command], node="h1"))
@@ -219,7 +215,7 @@ def test_removing_every_container_leaves_no_veth_namespace_lease_or_nat_rule(clu
 
 def test_agent_cleanup_removes_bridge_routes_and_nat_table(cluster_factory: ClusterFactory) -> None:
     cluster = cluster_factory(hosts=2)
-    agent = host(cluster, "h1")
+    agent = cluster.agent("h1")
     cluster.stop_agent(agent)
     assert BRIDGE in links_in(agent)  # a plain stop leaves the host network to the next start
     argv = [
