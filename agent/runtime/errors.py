@@ -11,6 +11,7 @@
     ├── InvalidState               an illegal transition (e.g. start of a running container)
     ├── InvalidSpec                a container spec the runtime cannot honour (also a ValueError)
     ├── VolumeNotFound, VolumeInUse  (volumes.py) no such volume; removal of one a container holds
+    ├── ExecFailed                 (execproc.py) a command could not be started in a container
     └── StartFailed                the user command could not be exec'd; ``reason`` says why
 
 Callers check by class, never by message. Lower-level errors (OSError, tarfile.TarError,
