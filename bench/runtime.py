@@ -88,6 +88,7 @@ def main(argv: list[str]) -> None:
     rounds = int(argv[0]) if argv else ROUNDS
     private_mount_namespace()
     work = Path(tempfile.mkdtemp(prefix="moorage-bench-runtime-"))
+    runtime: Runtime | None = None
     try:
         images = ImageStore(work / "images")
         images.import_rootfs(busybox.make_rootfs(work / "rootfs"), "busybox", ImageConfig(cmd=COMMAND))
@@ -130,6 +131,8 @@ def main(argv: list[str]) -> None:
             median = statistics.median(values)
             print(f"{name:24} {median * 1000:8.2f} {percentile(values, 0.99) * 1000:8.2f} {median / anchor:12.2f}")
     finally:
+        if runtime is not None:
+            runtime.release()
         if (work / "bundle" / "rootfs").is_mount():
             sc.umount2(work / "bundle" / "rootfs", sc.MNT_DETACH)
         shutil.rmtree(work, ignore_errors=True)
