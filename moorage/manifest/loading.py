@@ -35,10 +35,12 @@ from moorage.manifest.model import ServiceDocument, ServiceManifest
 # into a document. Refusing them beats silently running a service without the
 # ports, volumes or health checks its author relies on. Keep this list truthful:
 # remove a path in the change that makes the agent or controller honour it.
+# (`links` are honoured as issue 4 asks for now: /etc/hosts names one of the
+# linked service's task addresses when the container starts; following moves
+# is the ambassadors' job.)
 NOT_SUPPORTED_YET: frozenset[str] = frozenset(
     {
         "healthcheck",  # no probes run yet
-        "links",  # /etc/hosts gets only services already running when the container starts (no ambassador yet)
         "update",  # changed services replace their tasks without a rolling-update policy yet
     }
 )

@@ -413,3 +413,21 @@ def test_fields_the_manifest_accepts_are_honoured(cluster_factory: ClusterFactor
             return False
 
     wait_for(served, 20, f"db's page on {address}:18080")
+
+    # links: applied once db runs, the client finds db by its name and alias through /etc/hosts.
+    client = write(
+        tmp_path,
+        "client.yaml",
+        """\
+        name: client
+        image: busybox
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        stop_grace_period: 1s
+        links: ["db:database"]
+        """,
+    )
+    moor(cluster, "apply", "-f", str(client), "--wait")
+    (db,) = live(tasks(cluster, "db"))  # now with the address its agent reported
+    assert f"{db.address}\tdb database\n" in inside("client.1", "cat /etc/hosts")
+    page = inside("client.1", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc database 80")
+    assert "served" in page
