@@ -195,6 +195,16 @@ class ControlService(control_pb2_grpc.ControlServicer):
             yield event
 
     @_unary
+    async def ListEvents(  # noqa: N802
+        self, request: control_pb2.ListEventsRequest, context: Context
+    ) -> control_pb2.ListEventsResponse:
+        """The recent events this controller has seen, filtered (for `moor describe`)."""
+        found = self._events.recent(
+            service=request.service, node_id=request.node_id, task_id=request.task_id, limit=request.limit
+        )
+        return control_pb2.ListEventsResponse(events=found)
+
+    @_unary
     async def ListNodes(self, request: control_pb2.ListNodesRequest, context: Context) -> control_pb2.ListNodesResponse:  # noqa: N802
         nodes = (await self._store.list_nodes()).items
         return control_pb2.ListNodesResponse(nodes=sorted(nodes, key=lambda n: n.id))

@@ -11,6 +11,7 @@ out to the open ``WatchEvents`` streams.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Collection
 
 from controller.clock import now
@@ -18,6 +19,8 @@ from moorage.v1 import types_pb2
 
 S = types_pb2.TaskState
 SUBSCRIBER_BACKLOG = 1000
+# Events kept for ListEvents (`moor describe`): in memory, per controller, since it started.
+RECENT_BACKLOG = 2000
 
 _TASK_ACTIONS = {
     S.TASK_STATE_RUNNING: "started",
@@ -88,10 +91,12 @@ class EventHub:
     """Fans events out to every subscriber; a subscriber too slow to keep up
     loses its oldest events rather than holding the controller back."""
 
-    def __init__(self) -> None:
+    def __init__(self, backlog: int = RECENT_BACKLOG) -> None:
         self._subscribers: set[asyncio.Queue[types_pb2.Event]] = set()
+        self._recent: deque[types_pb2.Event] = deque(maxlen=backlog)
 
     def publish(self, events: Collection[types_pb2.Event]) -> None:
+        self._recent.extend(events)
         for queue in self._subscribers:
             for event in events:
                 if queue.full():
@@ -109,3 +114,14 @@ class EventHub:
                     yield event
         finally:
             self._subscribers.discard(queue)
+
+    def recent(self, *, service: str = "", node_id: str = "", task_id: str = "", limit: int = 0) -> list[types_pb2.Event]:
+        """The kept events naming every given filter, oldest first; the newest ``limit`` (0: all)."""
+        found = [
+            event
+            for event in self._recent
+            if (not service or event.service == service)
+            and (not node_id or event.node_id == node_id)
+            and (not task_id or (event.kind == "task" and event.id == task_id))
+        ]
+        return found[-limit:] if limit else found

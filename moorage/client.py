@@ -157,6 +157,12 @@ class ControlClient:
         request = control_pb2.LogsRequest(service=service, task_id=task_id, follow=follow, tail=tail, since=since)
         return self._stream("Logs", request)
 
+    def recent_events(
+        self, *, service: str = "", node_id: str = "", task_id: str = "", limit: int = 0
+    ) -> list[types_pb2.Event]:
+        request = control_pb2.ListEventsRequest(service=service, node_id=node_id, task_id=task_id, limit=limit)
+        return list(self._call("ListEvents", request).events)
+
     def events(self, kinds: Sequence[str] = ()) -> Iterator[types_pb2.Event]:
         return self._stream("WatchEvents", control_pb2.WatchEventsRequest(kinds=kinds))
 

@@ -2,7 +2,8 @@
 
 A service shows its spec as a manifest, its status and every task it has had
 (states, exit codes, and the reason a task is pending or failed: placement and
-runtime messages). A node shows its resources and the tasks on it.
+runtime messages). A node shows its resources and the tasks on it. Each ends with
+the recent events the answering controller has seen about it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.text import Text
 
 from moorage.cli.common import ControllerOption, stdout_console
 from moorage.cli.config import connect
+from moorage.cli.events import format_event
 from moorage.cli.lookup import find_node, find_service, find_task
 from moorage.cli.output import as_data, to_yaml
 from moorage.cli.render import (
@@ -132,6 +134,13 @@ def print_section(console: Console, title: str, body: object) -> None:
     console.print(body)
 
 
+RECENT_EVENTS = 20
+
+
+def events_text(events: Sequence[types_pb2.Event]) -> Text | str:
+    return Text("\n".join(format_event(event) for event in events)) if events else "none seen recently"
+
+
 @app.command("service")
 @reporting
 def describe_service(
@@ -144,10 +153,12 @@ def describe_service(
     with connect(controller) as client:
         service = find_service(client, name)
         tasks = client.list_tasks(name, all=True)
+        events = client.recent_events(service=service.spec.name, limit=RECENT_EVENTS)
     now, console = datetime.now(UTC), stdout_console()
     print_fields(console, service_fields(service, tasks, now))
     print_section(console, "Spec", Text(spec_yaml(service.spec).rstrip()))
     print_section(console, "Tasks", tasks_table(tasks, now, wide=True) if tasks else "none")
+    print_section(console, "Events", events_text(events))
 
 
 @app.command("task")
@@ -162,9 +173,11 @@ def describe_task(
     """
     with connect(controller) as client:
         found = find_task(client, task)
+        events = client.recent_events(task_id=found.id, limit=RECENT_EVENTS)
     now, console = datetime.now(UTC), stdout_console()
     print_fields(console, task_fields(found, now))
     print_section(console, "Spec", Text(spec_yaml(found.spec).rstrip()))
+    print_section(console, "Events", events_text(events))
 
 
 @app.command("node")
@@ -177,6 +190,8 @@ def describe_node(node: Annotated[str, typer.Argument(help="Node id.")], control
     with connect(controller) as client:
         found = find_node(client, node)
         tasks = [t for t in client.list_tasks(node_id=found.id) if t.node_id == found.id]
+        events = client.recent_events(node_id=found.id, limit=RECENT_EVENTS)
     now, console = datetime.now(UTC), stdout_console()
     print_fields(console, node_fields(found, now))
     print_section(console, "Tasks", tasks_table(tasks, now) if tasks else "none")
+    print_section(console, "Events", events_text(events))

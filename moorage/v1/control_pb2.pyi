@@ -153,6 +153,24 @@ class WatchEventsRequest(_message.Message):
     kinds: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListEventsRequest(_message.Message):
+    __slots__ = ("service", "node_id", "task_id", "limit")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    node_id: str
+    task_id: str
+    limit: int
+    def __init__(self, service: _Optional[str] = ..., node_id: _Optional[str] = ..., task_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_types_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_types_pb2.Event, _Mapping]]] = ...) -> None: ...
+
 class ExecInput(_message.Message):
     __slots__ = ("start", "stdin", "resize")
     START_FIELD_NUMBER: _ClassVar[int]

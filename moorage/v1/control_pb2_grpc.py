@@ -95,6 +95,11 @@ class ControlStub:
                 request_serializer=moorage_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=moorage_dot_v1_dot_types__pb2.Event.FromString,
                 _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/moorage.v1.Control/ListEvents',
+                request_serializer=moorage_dot_v1_dot_control__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_control__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
         self.Exec = channel.stream_stream(
                 '/moorage.v1.Control/Exec',
                 request_serializer=moorage_dot_v1_dot_control__pb2.ExecInput.SerializeToString,
@@ -185,6 +190,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvents(self, request, context):
+        """The recent events this controller has seen (a bounded backlog, oldest first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Exec(self, request_iterator, context):
         """Runs a command in a task's container, relayed through its agent.
         """
@@ -260,6 +272,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=moorage_dot_v1_dot_control__pb2.WatchEventsRequest.FromString,
                     response_serializer=moorage_dot_v1_dot_types__pb2.Event.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.ListEventsRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_control__pb2.ListEventsResponse.SerializeToString,
             ),
             'Exec': grpc.stream_stream_rpc_method_handler(
                     servicer.Exec,
@@ -596,6 +613,33 @@ class Control:
             '/moorage.v1.Control/WatchEvents',
             moorage_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
             moorage_dot_v1_dot_types__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/ListEvents',
+            moorage_dot_v1_dot_control__pb2.ListEventsRequest.SerializeToString,
+            moorage_dot_v1_dot_control__pb2.ListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -122,12 +122,16 @@ def test_apply_diff_get_describe_logs_scale_delete(cluster_factory: ClusterFacto
     assert "Replicas:  2 desired, 2 running" in described
     assert "GREETING: ahoy" in described and "tier: front" in described
     assert all(t.id in described for t in found)
+    assert all(f"task started id={t.id} service=web node={t.node_id}" in described for t in found)  # recent events
     first = min(found, key=lambda t: t.slot)
     task_text = moor(cluster, "describe", "task", "web.1").stdout
     assert f"ID:         {first.id}" in task_text and "State:      running" in task_text
     assert f"web          {first.slot}" not in task_text  # the task view is fields, not a table
+    other = next(t for t in found if t.id != first.id)
+    assert f"task started id={first.id}" in task_text and other.id not in task_text.split("Events:")[1]
     node_text = moor(cluster, "describe", "node", first.node_id).stdout
     assert "State:         ready" in node_text and first.id in node_text
+    assert f"task started id={first.id}" in node_text
 
     def logged() -> bool:
         out = moor(cluster, "logs", "web")

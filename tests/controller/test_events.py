@@ -60,3 +60,18 @@ def test_hub_filters_kinds_and_drops_the_oldest_for_a_slow_subscriber() -> None:
         await everything.aclose()
 
     asyncio.run(scenario())
+
+
+def test_hub_keeps_a_bounded_backlog_of_recent_events_with_filters() -> None:
+    hub = EventHub(backlog=3)
+    hub.publish([
+        types_pb2.Event(kind="task", action="placed", id="t1", service="web", node_id="h1"),
+        types_pb2.Event(kind="task", action="started", id="t1", service="web", node_id="h1"),
+        types_pb2.Event(kind="node", action="node down", id="h2", node_id="h2"),
+        types_pb2.Event(kind="task", action="started", id="t2", service="db", node_id="h2"),
+    ])  # fmt: skip
+    assert [e.action for e in hub.recent()] == ["started", "node down", "started"]  # the oldest fell out
+    assert [e.id for e in hub.recent(service="web")] == ["t1"]
+    assert [e.action for e in hub.recent(node_id="h2")] == ["node down", "started"]
+    assert [e.id for e in hub.recent(task_id="h2")] == []  # a node event's id is not a task id
+    assert [e.id for e in hub.recent(node_id="h2", limit=1)] == ["t2"]
