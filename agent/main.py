@@ -4,7 +4,9 @@ The agent knows every controller's address and keeps a session with one of
 them, moving to the next when a session breaks or cannot be opened. While a
 session lasts it heartbeats at the interval the controller asked for; gRPC
 keepalive pings detect a silent peer (a partition), so a dead session ends
-within a few seconds instead of hanging.
+within a few seconds instead of hanging. An agent that hears no controller for
+a node TTL fences itself (agent.fence): it removes every container, and takes
+up assignments again only in a new session.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import itertools
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +26,7 @@ import structlog
 from agent import host
 from agent.converge import Converger
 from agent.exec import ExecServer
+from agent.fence import Fence
 from agent.logs import LogServer
 from agent.network import NetworkError, NodeNetwork
 from agent.runtime.containers import Runtime
@@ -36,6 +40,7 @@ RECONNECT_MIN = 0.2
 RECONNECT_MAX = 5.0
 RUNTIME_THREADS = 16
 DEFAULT_HEARTBEAT = 1.0
+FENCE_CHECK = 0.1  # seconds between looks at the fence clock
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 1000),
     ("grpc.keepalive_timeout_ms", 2000),
@@ -63,6 +68,7 @@ class Agent:
         self.pool = ThreadPoolExecutor(RUNTIME_THREADS, thread_name_prefix="runtime")
         self.outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
         self.registered = False  # the current session got as far as Registered
+        self.fence = Fence()
         self.network = NodeNetwork(state_dir, register.address)
         self.converger = Converger(self.runtime, self.images, self._report, self.pool, self.network)
         loop = asyncio.get_running_loop()
@@ -96,9 +102,16 @@ class Agent:
             async with grpc.aio.insecure_channel(controller, options=CHANNEL_OPTIONS) as channel:
                 call = agent_pb2_grpc.AgentSessionStub(channel).Session(self._outgoing())
                 async for message in call:
-                    if message.WhichOneof("body") == "registered":
+                    kind = message.WhichOneof("body")
+                    if kind != "registered" and self.fence.fenced:
+                        # The assignments it dropped are sent again only to a new session.
+                        log.info("ending the session of a fenced agent", controller=controller)
+                        return
+                    self.fence.heard(time.monotonic())
+                    if kind == "registered":
                         log.info("registered", controller=controller)
                         self.registered = True
+                        self.fence.registered(message.registered.node_ttl)
                         interval = message.registered.heartbeat_interval or DEFAULT_HEARTBEAT
                         heartbeat = heartbeat or asyncio.create_task(self._heartbeat(interval))
                     await self._network_changes(message)
@@ -106,6 +119,16 @@ class Agent:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
+
+    async def _watch_fence(self) -> None:
+        """Fence once the controllers have been silent for a node TTL."""
+        while True:
+            await asyncio.sleep(FENCE_CHECK)
+            now = time.monotonic()
+            if self.fence.due(now):
+                silence = self.fence.silence(now)
+                log.warning(f"fenced: no word from any controller for {silence:.1f} s", ttl=self.fence.ttl)
+                self.converger.assign({})  # nothing is ours any more: every container is stopped and removed
 
     async def _network_changes(self, message: agent_pb2.ControllerMessage) -> None:
         """The bridge and NAT after Registered (before any assignment), routes after Peers."""
@@ -142,6 +165,7 @@ class Agent:
         """Keep a session with some controller: after a failure try the next
         one at once, and back off only once every controller has failed."""
         converge = asyncio.create_task(self.converger.run())
+        fence = asyncio.create_task(self._watch_fence())
         delay = RECONNECT_MIN
         failures = 0
         try:
@@ -163,6 +187,7 @@ class Agent:
                     delay = min(delay * 2, RECONNECT_MAX)
         finally:
             converge.cancel()
+            fence.cancel()
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 

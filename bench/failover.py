@@ -8,8 +8,16 @@ every 10 ms:
   detect   kill → the node is marked DOWN (its heartbeat lease expired)
   replace  kill → every slot it held RUNNING on another host (the target, ≤ 5 s)
 
-then brings the host back for the next round. A second cluster with two
-controllers measures kill -9 of the leader → the other controller says it leads.
+then brings the host back for the next round. A second cluster partitions
+(cuts the veth of) the host holding slot 1 instead, and measures:
+
+  fenced   cut → none of the host's old containers runs (the cut-off agent
+           stops them itself, a node TTL after it last heard a controller)
+  twice    how long a slot ran on both sides: fenced minus the moment every
+           replacement was RUNNING (0 if the fence came first)
+
+A third cluster, with two controllers, measures kill -9 of the leader → the
+other controller says it leads.
 
 Anchors, in the same run: the node TTL itself (the floor of ``detect`` by
 construction), and a fresh start of the same tasks on the same cluster (apply
@@ -27,8 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent.runtime.containers import ContainerStatus, Runtime
+from agent.runtime.images import ImageStore
 from moorage import busybox
-from moorage.localcluster.cluster import LocalCluster
+from moorage.localcluster.cluster import AgentHost, LocalCluster
 from moorage.localcluster.procs import wait_for
 from moorage.v1 import control_pb2, types_pb2
 
@@ -96,6 +106,54 @@ def host_failover(rootfs: Path, work: Path, ttl: float, rounds: int) -> tuple[li
         cluster.stop()
 
 
+def running_containers(agent: AgentHost) -> set[str]:
+    """The ids of the containers running on ``agent``'s host, read from its state directory."""
+    runtime = Runtime(agent.state_dir, ImageStore(agent.state_dir / "images"))
+    return {c.id for c in runtime.list() if c.status is ContainerStatus.RUNNING}
+
+
+def partition_fencing(rootfs: Path, work: Path, ttl: float, rounds: int) -> tuple[list[float], list[float]]:
+    """(partition → the host's old containers stopped, seconds a slot ran twice) per round."""
+    cluster = LocalCluster(work / "moorage-bench-fence", HOSTS, image_sources={"busybox": rootfs}, node_ttl=ttl)
+    cluster.start()
+    try:
+        control = cluster.control()
+        fenced: list[float] = []
+        twice: list[float] = []
+        for round_ in range(rounds):
+            name = f"cut{round_}"
+            control.ApplyServices(control_pb2.ApplyServicesRequest(services=[spec(name)]), timeout=30)
+            wait_for(lambda: live_running(cluster, name), 60, f"{name} running", interval=POLL)
+            tasks = control.ListTasks(control_pb2.ListTasksRequest(service=name), timeout=5).tasks
+            victim_id = next(t.node_id for t in tasks if t.slot == 1)
+            victim = cluster.agent(victim_id)
+            held = {t.id for t in tasks if t.node_id == victim_id}
+            replaced_at: list[float] = []
+            fenced_at: list[float] = []
+
+            def settled() -> bool:
+                moment = time.monotonic()
+                if not replaced_at and live_running(cluster, name, avoid=victim_id):
+                    replaced_at.append(moment)
+                if not fenced_at and not held & running_containers(victim):
+                    fenced_at.append(moment)
+                return bool(replaced_at and fenced_at)
+
+            cut = time.monotonic()
+            cluster.partition(victim)
+            try:
+                wait_for(settled, 60, f"{name} replaced and {victim_id} fenced", interval=POLL)
+            finally:
+                cluster.heal(victim)
+            fenced.append(fenced_at[0] - cut)
+            twice.append(max(0.0, fenced_at[0] - replaced_at[0]))
+            cluster.wait_nodes_ready()
+            control.DeleteService(control_pb2.DeleteServiceRequest(name=name), timeout=10)
+        return fenced, twice
+    finally:
+        cluster.stop()
+
+
 def leader_failover(rootfs: Path, work: Path, rounds: int) -> list[float]:
     """Seconds from kill -9 of the leading controller to another one leading."""
     times: list[float] = []
@@ -127,6 +185,7 @@ def main(argv: list[str]) -> None:
         work = Path(tmp)
         rootfs = busybox.make_rootfs(work / "rootfs")
         fresh, detect, replace = host_failover(rootfs, work, args.ttl, args.rounds)
+        fenced, twice = partition_fencing(rootfs, work, args.ttl, args.rounds)
         leader = leader_failover(rootfs, work, args.rounds)
     print(f"{HOSTS} hosts, {REPLICAS} replicas (2 per host), node TTL {args.ttl:g} s, {args.rounds} rounds")
     print("| what | median | worst | anchor (same run) |")
@@ -134,5 +193,7 @@ def main(argv: list[str]) -> None:
     print(row("kill host → node DOWN", detect, f"node TTL {args.ttl:g} s"))
     print(row("kill host → its tasks RUNNING elsewhere", replace, f"target ≤ 5 s; fresh apply of {REPLICAS} tasks: "
               f"median {statistics.median(fresh):.2f} s"))
+    print(row("partition host → its old tasks stopped (fenced)", fenced, f"node TTL {args.ttl:g} s + stop"))
+    print(row("partition host → a slot running twice", twice, f"node TTL {args.ttl:g} s (the bound)"))
     print(row("kill -9 leader → new leader", leader, "leader lease TTL 2 s"))
     print("published: Swarm ~15 s + restart delay; Kubernetes defaults ~5 min 50 s")

@@ -7,7 +7,9 @@ up). Every message to an agent goes through its connection's outbox, written
 by one writer task, so the stream is never written from two places at once.
 
 Liveness: each session holds an etcd lease with the node's TTL and keeps the
-key ``/moorage/alive/<node>`` on it; every ``Heartbeat`` renews the lease. A
+key ``/moorage/alive/<node>`` on it; every ``Heartbeat`` renews the lease and
+is answered with a ``Heartbeat`` (the agent fences itself, stopping its
+containers, after a node TTL without any message from a controller). A
 node whose agent stops heartbeating (host dead, partitioned, or its
 controller gone and no other one reached in time) loses the key when the
 lease runs out, and the leader marks it down (``controller.liveness``). A
@@ -210,6 +212,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             subnet=conn.subnet,
             cluster_cidr=self._cluster_cidr,
             masquerade=self._masquerade,
+            node_ttl=self._ttl,
         )
         conn.send(agent_pb2.ControllerMessage(registered=registered))
         conn.dirty.set()
@@ -275,10 +278,12 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
 
     async def _heartbeat(self, conn: _Connection) -> None:
         """Renew the node's lease; if it ran out meanwhile, the node was (or
-        is about to be) marked down: register it afresh."""
+        is about to be) marked down: register it afresh. Then answer, so that
+        an agent whose lease is renewed never fences itself."""
         if not await self._store.refresh(conn.lease):
             log.info("node lease had expired, registering again", node=conn.node_id)
             await self._register(conn)
+        conn.send(agent_pb2.ControllerMessage(heartbeat=agent_pb2.Heartbeat()))
 
     async def _write(
         self,

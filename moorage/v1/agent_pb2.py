@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from moorage.v1 import types_pb2 as moorage_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16moorage/v1/agent.proto\x12\nmoorage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16moorage/v1/types.proto\"\xe3\x01\n\x0c\x41gentMessage\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x14.moorage.v1.RegisterH\x00\x12(\n\x06status\x18\x02 \x01(\x0b\x32\x16.moorage.v1.TaskStatusH\x00\x12$\n\x04logs\x18\x03 \x01(\x0b\x32\x14.moorage.v1.LogChunkH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.moorage.v1.HeartbeatH\x00\x12%\n\x04\x65xec\x18\x05 \x01(\x0b\x32\x15.moorage.v1.ExecChunkH\x00\x42\x06\n\x04\x62ody\"\xf1\x01\n\x11\x43ontrollerMessage\x12,\n\nregistered\x18\x01 \x01(\x0b\x32\x16.moorage.v1.RegisteredH\x00\x12.\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x17.moorage.v1.AssignmentsH\x00\x12+\n\nlogs_query\x18\x03 \x01(\x0b\x32\x15.moorage.v1.LogsQueryH\x00\x12\"\n\x05peers\x18\x04 \x01(\x0b\x32\x11.moorage.v1.PeersH\x00\x12%\n\x04\x65xec\x18\x05 \x01(\x0b\x32\x15.moorage.v1.ExecRelayH\x00\x42\x06\n\x04\x62ody\"\xc9\x01\n\x08Register\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12(\n\tresources\x18\x04 \x01(\x0b\x32\x15.moorage.v1.Resources\x12\x30\n\x06labels\x18\x05 \x03(\x0b\x32 .moorage.v1.Register.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"s\n\nRegistered\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06subnet\x18\x02 \x01(\t\x12\x14\n\x0c\x63luster_cidr\x18\x03 \x01(\t\x12\x1a\n\x12heartbeat_interval\x18\x04 \x01(\x01\x12\x12\n\nmasquerade\x18\x05 \x01(\x08\"\x0b\n\tHeartbeat\"(\n\x05Peers\x12\x1f\n\x05nodes\x18\x01 \x03(\x0b\x32\x10.moorage.v1.Node\"p\n\x0b\x41ssignments\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x1f\n\x05tasks\x18\x02 \x03(\x0b\x32\x10.moorage.v1.Task\x12/\n\tendpoints\x18\x03 \x03(\x0b\x32\x1c.moorage.v1.ServiceEndpoints\"L\n\x10ServiceEndpoints\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\'\n\tendpoints\x18\x02 \x03(\x0b\x32\x14.moorage.v1.Endpoint\"N\n\x08\x45ndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07healthy\x18\x04 \x01(\x08\"\xa9\x02\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.moorage.v1.TaskState\x12\x14\n\x0c\x63ontainer_id\x18\x03 \x01(\t\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12&\n\x06health\x18\t \x01(\x0e\x32\x16.moorage.v1.TaskHealth\x12\x10\n\x08restarts\x18\n \x01(\r\"\x89\x01\n\tLogsQuery\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\r\x12\x0e\n\x06\x63\x61ncel\x18\x05 \x01(\x08\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa7\x01\n\tExecRelay\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x05start\x18\x02 \x01(\x0b\x32\x1a.moorage.v1.ExecStartRelayH\x00\x12\x0f\n\x05stdin\x18\x03 \x01(\x0cH\x00\x12/\n\x06resize\x18\x04 \x01(\x0b\x32\x1d.moorage.v1.TerminalSizeRelayH\x00\x12\x0f\n\x05\x63lose\x18\x05 \x01(\x08H\x00\x42\x06\n\x04\x62ody\"\xb9\x01\n\x0e\x45xecStartRelay\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03tty\x18\x03 \x01(\x08\x12\x30\n\x03\x65nv\x18\x04 \x03(\x0b\x32#.moorage.v1.ExecStartRelay.EnvEntry\x12\x0c\n\x04rows\x18\x05 \x01(\r\x12\x0c\n\x04\x63ols\x18\x06 \x01(\r\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x11TerminalSizeRelay\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"q\n\tExecChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x06stdout\x18\x02 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x03 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x04 \x01(\x05H\x00\x12\x0f\n\x05\x65rror\x18\x05 \x01(\tH\x00\x42\x06\n\x04\x62ody\"a\n\x08LogChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.moorage.v1.LogEntry\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t2V\n\x0c\x41gentSession\x12\x46\n\x07Session\x12\x18.moorage.v1.AgentMessage\x1a\x1d.moorage.v1.ControllerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16moorage/v1/agent.proto\x12\nmoorage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16moorage/v1/types.proto\"\xe3\x01\n\x0c\x41gentMessage\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x14.moorage.v1.RegisterH\x00\x12(\n\x06status\x18\x02 \x01(\x0b\x32\x16.moorage.v1.TaskStatusH\x00\x12$\n\x04logs\x18\x03 \x01(\x0b\x32\x14.moorage.v1.LogChunkH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.moorage.v1.HeartbeatH\x00\x12%\n\x04\x65xec\x18\x05 \x01(\x0b\x32\x15.moorage.v1.ExecChunkH\x00\x42\x06\n\x04\x62ody\"\x9d\x02\n\x11\x43ontrollerMessage\x12,\n\nregistered\x18\x01 \x01(\x0b\x32\x16.moorage.v1.RegisteredH\x00\x12.\n\x0b\x61ssignments\x18\x02 \x01(\x0b\x32\x17.moorage.v1.AssignmentsH\x00\x12+\n\nlogs_query\x18\x03 \x01(\x0b\x32\x15.moorage.v1.LogsQueryH\x00\x12\"\n\x05peers\x18\x04 \x01(\x0b\x32\x11.moorage.v1.PeersH\x00\x12%\n\x04\x65xec\x18\x05 \x01(\x0b\x32\x15.moorage.v1.ExecRelayH\x00\x12*\n\theartbeat\x18\x06 \x01(\x0b\x32\x15.moorage.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"\xc9\x01\n\x08Register\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12(\n\tresources\x18\x04 \x01(\x0b\x32\x15.moorage.v1.Resources\x12\x30\n\x06labels\x18\x05 \x03(\x0b\x32 .moorage.v1.Register.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\nRegistered\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06subnet\x18\x02 \x01(\t\x12\x14\n\x0c\x63luster_cidr\x18\x03 \x01(\t\x12\x1a\n\x12heartbeat_interval\x18\x04 \x01(\x01\x12\x12\n\nmasquerade\x18\x05 \x01(\x08\x12\x10\n\x08node_ttl\x18\x06 \x01(\x01\"\x0b\n\tHeartbeat\"(\n\x05Peers\x12\x1f\n\x05nodes\x18\x01 \x03(\x0b\x32\x10.moorage.v1.Node\"p\n\x0b\x41ssignments\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x1f\n\x05tasks\x18\x02 \x03(\x0b\x32\x10.moorage.v1.Task\x12/\n\tendpoints\x18\x03 \x03(\x0b\x32\x1c.moorage.v1.ServiceEndpoints\"L\n\x10ServiceEndpoints\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\'\n\tendpoints\x18\x02 \x03(\x0b\x32\x14.moorage.v1.Endpoint\"N\n\x08\x45ndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07healthy\x18\x04 \x01(\x08\"\xa9\x02\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.moorage.v1.TaskState\x12\x14\n\x0c\x63ontainer_id\x18\x03 \x01(\t\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12&\n\x06health\x18\t \x01(\x0e\x32\x16.moorage.v1.TaskHealth\x12\x10\n\x08restarts\x18\n \x01(\r\"\x89\x01\n\tLogsQuery\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\r\x12\x0e\n\x06\x63\x61ncel\x18\x05 \x01(\x08\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa7\x01\n\tExecRelay\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x05start\x18\x02 \x01(\x0b\x32\x1a.moorage.v1.ExecStartRelayH\x00\x12\x0f\n\x05stdin\x18\x03 \x01(\x0cH\x00\x12/\n\x06resize\x18\x04 \x01(\x0b\x32\x1d.moorage.v1.TerminalSizeRelayH\x00\x12\x0f\n\x05\x63lose\x18\x05 \x01(\x08H\x00\x42\x06\n\x04\x62ody\"\xb9\x01\n\x0e\x45xecStartRelay\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03tty\x18\x03 \x01(\x08\x12\x30\n\x03\x65nv\x18\x04 \x03(\x0b\x32#.moorage.v1.ExecStartRelay.EnvEntry\x12\x0c\n\x04rows\x18\x05 \x01(\r\x12\x0c\n\x04\x63ols\x18\x06 \x01(\r\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x11TerminalSizeRelay\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x0c\n\x04\x63ols\x18\x02 \x01(\r\"q\n\tExecChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x06stdout\x18\x02 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x03 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x04 \x01(\x05H\x00\x12\x0f\n\x05\x65rror\x18\x05 \x01(\tH\x00\x42\x06\n\x04\x62ody\"a\n\x08LogChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.moorage.v1.LogEntry\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t2V\n\x0c\x41gentSession\x12\x46\n\x07Session\x12\x18.moorage.v1.AgentMessage\x1a\x1d.moorage.v1.ControllerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,39 +40,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTMESSAGE']._serialized_start=96
   _globals['_AGENTMESSAGE']._serialized_end=323
   _globals['_CONTROLLERMESSAGE']._serialized_start=326
-  _globals['_CONTROLLERMESSAGE']._serialized_end=567
-  _globals['_REGISTER']._serialized_start=570
-  _globals['_REGISTER']._serialized_end=771
-  _globals['_REGISTER_LABELSENTRY']._serialized_start=726
-  _globals['_REGISTER_LABELSENTRY']._serialized_end=771
-  _globals['_REGISTERED']._serialized_start=773
-  _globals['_REGISTERED']._serialized_end=888
-  _globals['_HEARTBEAT']._serialized_start=890
-  _globals['_HEARTBEAT']._serialized_end=901
-  _globals['_PEERS']._serialized_start=903
-  _globals['_PEERS']._serialized_end=943
-  _globals['_ASSIGNMENTS']._serialized_start=945
-  _globals['_ASSIGNMENTS']._serialized_end=1057
-  _globals['_SERVICEENDPOINTS']._serialized_start=1059
-  _globals['_SERVICEENDPOINTS']._serialized_end=1135
-  _globals['_ENDPOINT']._serialized_start=1137
-  _globals['_ENDPOINT']._serialized_end=1215
-  _globals['_TASKSTATUS']._serialized_start=1218
-  _globals['_TASKSTATUS']._serialized_end=1515
-  _globals['_LOGSQUERY']._serialized_start=1518
-  _globals['_LOGSQUERY']._serialized_end=1655
-  _globals['_EXECRELAY']._serialized_start=1658
-  _globals['_EXECRELAY']._serialized_end=1825
-  _globals['_EXECSTARTRELAY']._serialized_start=1828
-  _globals['_EXECSTARTRELAY']._serialized_end=2013
-  _globals['_EXECSTARTRELAY_ENVENTRY']._serialized_start=1971
-  _globals['_EXECSTARTRELAY_ENVENTRY']._serialized_end=2013
-  _globals['_TERMINALSIZERELAY']._serialized_start=2015
-  _globals['_TERMINALSIZERELAY']._serialized_end=2062
-  _globals['_EXECCHUNK']._serialized_start=2064
-  _globals['_EXECCHUNK']._serialized_end=2177
-  _globals['_LOGCHUNK']._serialized_start=2179
-  _globals['_LOGCHUNK']._serialized_end=2276
-  _globals['_AGENTSESSION']._serialized_start=2278
-  _globals['_AGENTSESSION']._serialized_end=2364
+  _globals['_CONTROLLERMESSAGE']._serialized_end=611
+  _globals['_REGISTER']._serialized_start=614
+  _globals['_REGISTER']._serialized_end=815
+  _globals['_REGISTER_LABELSENTRY']._serialized_start=770
+  _globals['_REGISTER_LABELSENTRY']._serialized_end=815
+  _globals['_REGISTERED']._serialized_start=818
+  _globals['_REGISTERED']._serialized_end=951
+  _globals['_HEARTBEAT']._serialized_start=953
+  _globals['_HEARTBEAT']._serialized_end=964
+  _globals['_PEERS']._serialized_start=966
+  _globals['_PEERS']._serialized_end=1006
+  _globals['_ASSIGNMENTS']._serialized_start=1008
+  _globals['_ASSIGNMENTS']._serialized_end=1120
+  _globals['_SERVICEENDPOINTS']._serialized_start=1122
+  _globals['_SERVICEENDPOINTS']._serialized_end=1198
+  _globals['_ENDPOINT']._serialized_start=1200
+  _globals['_ENDPOINT']._serialized_end=1278
+  _globals['_TASKSTATUS']._serialized_start=1281
+  _globals['_TASKSTATUS']._serialized_end=1578
+  _globals['_LOGSQUERY']._serialized_start=1581
+  _globals['_LOGSQUERY']._serialized_end=1718
+  _globals['_EXECRELAY']._serialized_start=1721
+  _globals['_EXECRELAY']._serialized_end=1888
+  _globals['_EXECSTARTRELAY']._serialized_start=1891
+  _globals['_EXECSTARTRELAY']._serialized_end=2076
+  _globals['_EXECSTARTRELAY_ENVENTRY']._serialized_start=2034
+  _globals['_EXECSTARTRELAY_ENVENTRY']._serialized_end=2076
+  _globals['_TERMINALSIZERELAY']._serialized_start=2078
+  _globals['_TERMINALSIZERELAY']._serialized_end=2125
+  _globals['_EXECCHUNK']._serialized_start=2127
+  _globals['_EXECCHUNK']._serialized_end=2240
+  _globals['_LOGCHUNK']._serialized_start=2242
+  _globals['_LOGCHUNK']._serialized_end=2339
+  _globals['_AGENTSESSION']._serialized_start=2341
+  _globals['_AGENTSESSION']._serialized_end=2427
 # @@protoc_insertion_point(module_scope)

@@ -25,18 +25,20 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., logs: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., exec: _Optional[_Union[ExecChunk, _Mapping]] = ...) -> None: ...
 
 class ControllerMessage(_message.Message):
-    __slots__ = ("registered", "assignments", "logs_query", "peers", "exec")
+    __slots__ = ("registered", "assignments", "logs_query", "peers", "exec", "heartbeat")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     LOGS_QUERY_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     EXEC_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assignments: Assignments
     logs_query: LogsQuery
     peers: Peers
     exec: ExecRelay
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., logs_query: _Optional[_Union[LogsQuery, _Mapping]] = ..., peers: _Optional[_Union[Peers, _Mapping]] = ..., exec: _Optional[_Union[ExecRelay, _Mapping]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignments: _Optional[_Union[Assignments, _Mapping]] = ..., logs_query: _Optional[_Union[LogsQuery, _Mapping]] = ..., peers: _Optional[_Union[Peers, _Mapping]] = ..., exec: _Optional[_Union[ExecRelay, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("node_id", "hostname", "address", "resources", "labels")
@@ -60,18 +62,20 @@ class Register(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., hostname: _Optional[str] = ..., address: _Optional[str] = ..., resources: _Optional[_Union[_types_pb2.Resources, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Registered(_message.Message):
-    __slots__ = ("node_id", "subnet", "cluster_cidr", "heartbeat_interval", "masquerade")
+    __slots__ = ("node_id", "subnet", "cluster_cidr", "heartbeat_interval", "masquerade", "node_ttl")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     SUBNET_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_CIDR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     MASQUERADE_FIELD_NUMBER: _ClassVar[int]
+    NODE_TTL_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     subnet: str
     cluster_cidr: str
     heartbeat_interval: float
     masquerade: bool
-    def __init__(self, node_id: _Optional[str] = ..., subnet: _Optional[str] = ..., cluster_cidr: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ..., masquerade: _Optional[bool] = ...) -> None: ...
+    node_ttl: float
+    def __init__(self, node_id: _Optional[str] = ..., subnet: _Optional[str] = ..., cluster_cidr: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ..., masquerade: _Optional[bool] = ..., node_ttl: _Optional[float] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()

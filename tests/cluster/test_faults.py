@@ -1,5 +1,5 @@
 """Faults injected into a running cluster: dead hosts, restarted agents,
-partitions, and a crashing container. Real etcd, controllers, agents and
+partitions (the cut-off host fences itself), and a crashing container. Real etcd, controllers, agents and
 containers; the faults are real kills and a real cut veth."""
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from tests.cluster.harness import (
 
 S = types_pb2.TaskState
 TTL = 2.0
+GRACE = 2.0
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
 
 def spec(name: str, replicas: int, args: list[str] = LOOP, **extra: object) -> types_pb2.ServiceSpec:
     return types_pb2.ServiceSpec(
-        name=name, image="busybox", replicas=replicas, args=args, stop_grace_period=2, **extra  # type: ignore[arg-type]
+        name=name, image="busybox", replicas=replicas, args=args,
+        stop_grace_period=GRACE, **extra,  # type: ignore[arg-type]
     )
 
 
@@ -78,7 +80,7 @@ def test_restarted_agent_readopts_its_containers(cluster_factory: ClusterFactory
     assert node_state(cluster, agent.name) == types_pb2.NODE_STATE_READY
 
 
-def test_partitioned_host_is_replaced_and_stops_its_old_tasks_after_healing(cluster_factory: ClusterFactory) -> None:
+def test_partitioned_host_fences_itself_and_rejoins_after_healing(cluster_factory: ClusterFactory) -> None:
     cluster = cluster_factory(hosts=3, node_ttl=TTL)
     apply(cluster, spec("web", 3))
     before = wait_tasks(cluster, "web", one_running_per_slot(3), "three web tasks running")
@@ -89,13 +91,16 @@ def test_partitioned_host_is_replaced_and_stops_its_old_tasks_after_healing(clus
     cluster.partition(victim)
     try:
         wait_tasks(cluster, "web", one_running_per_slot(3, avoid="h2"), "web replaced off the partitioned h2")
-        assert running_containers(victim) >= cut_off  # it cannot know yet
+        # Still cut off, h2 hears no controller for a TTL and stops its old tasks (grace 2 s) by itself.
+        wait_for(lambda: not set(containers(victim)) & cut_off, TTL + GRACE + 10, "the partitioned h2 to fence")
+        assert not running_containers(victim)
     finally:
         cluster.heal(victim)
 
-    wait_for(lambda: not running_containers(victim) & cut_off, 30, "h2 to stop its old tasks after healing")
     wait_for(lambda: node_state(cluster, "h2") == types_pb2.NODE_STATE_READY, 30, "h2 ready again")
-    assert one_running_per_slot(3)(tasks(cluster, "web"))
+    after = wait_tasks(cluster, "web", one_running_per_slot(3), "three web tasks running after healing")
+    assert not cut_off & {t.id for t in live(after)}
+    assert not set(containers(victim)) & cut_off
 
 
 def test_failing_container_is_restarted_on_its_host_until_the_policy_gives_up(cluster_factory: ClusterFactory) -> None:

@@ -83,6 +83,8 @@ class FakeAgent:
     assignments: agent_pb2.Assignments | None = None
     versions: list[int] = field(default_factory=list)
     registered: str | None = None
+    node_ttl: float = 0.0  # as Registered told it
+    answered_heartbeats: int = 0
     cancelled_queries: list[str] = field(default_factory=list)
     _outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = field(default_factory=asyncio.Queue)
     _channel: grpc.aio.Channel | None = None
@@ -134,6 +136,9 @@ class FakeAgent:
                 kind = message.WhichOneof("body")
                 if kind == "registered":
                     self.registered = message.registered.node_id
+                    self.node_ttl = message.registered.node_ttl
+                elif kind == "heartbeat":
+                    self.answered_heartbeats += 1
                 elif kind == "assignments":
                     self.assignments = message.assignments
                     self.versions.append(message.assignments.version)

@@ -55,6 +55,20 @@ def test_heartbeats_keep_a_node_up_and_silence_marks_it_down(etcd: Etcd) -> None
     run(scenario())
 
 
+def test_registration_tells_the_ttl_and_each_renewing_heartbeat_is_answered(etcd: Etcd) -> None:
+    """What an agent needs to fence itself: the TTL, and word from its controller at every heartbeat."""
+
+    async def scenario() -> None:
+        async with running_controller(etcd.endpoint, node_ttl=TTL) as address, agents(address, "node-a") as (a,):
+            assert a.node_ttl == TTL
+            assert a.answered_heartbeats == 0
+            for beats in (1, 2, 3):
+                a.heartbeat()
+                await eventually(lambda beats=beats: a.answered_heartbeats == beats, f"heartbeat {beats} answered")
+
+    run(scenario())
+
+
 def test_one_leader_at_a_time_and_the_follower_takes_over(etcd: Etcd) -> None:
     async def scenario() -> None:
         first_ctx = running_controller(etcd.endpoint, controller_id="c1")
