@@ -11,6 +11,7 @@ import pytest
 
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime
 from agent.runtime.builds import Builder
+from agent.runtime.builds.builder import IMPLICIT_DIR_MTIME
 from agent.runtime.commit import commit
 from agent.runtime.errors import BuildError
 from agent.runtime.images import Healthcheck, Image
@@ -178,3 +179,19 @@ def test_commit_makes_an_image_of_the_rw_layer(images: ImageStore, runtime: Runt
     runtime.run("dst", _spec("fixed:1", f"cat /fix.txt; test -e /{MARKER} || echo marker-gone"))
     runtime.wait("dst", timeout=30)
     assert lines(runtime, "dst") == ["fixed", "marker-gone"]
+
+
+def test_copy_stages_the_same_layer_whatever_the_time_of_the_build(
+    tmp_path: Path, images: ImageStore, runtime: Runtime
+) -> None:
+    """Directories a COPY makes itself carry a fixed mtime, so an unchanged COPY hits the cache
+    in any later second (it used to miss when two builds straddled a second boundary)."""
+    context = make_context(tmp_path)
+    _, image = build(images, runtime, context, "FROM busybox\nCOPY one.txt /srv/deep/\nCOPY files/ /opt/app/\n")
+    members = {}
+    for layer in images.get(image.digest).layers[1:]:
+        with tarfile.open(images.blobs.path(layer.digest)) as tar:
+            members |= {m.name: m for m in tar.getmembers()}
+    for implicit in ("srv", "srv/deep", "opt"):
+        assert members[implicit].isdir() and members[implicit].mtime == IMPLICIT_DIR_MTIME, implicit
+    assert members["opt/app"].mtime == int((context / "files").stat().st_mtime)  # copied from the context: kept

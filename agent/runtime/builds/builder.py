@@ -262,6 +262,7 @@ class Builder:
         try:
             root = context.resolve()
             matched = 0
+            copied_a_directory = False
             for source in sources:
                 for path in sorted(root.glob(source.lstrip("/"))) if _is_glob(source) else [root / source.lstrip("/")]:
                     path = Path(os.path.normpath(path))
@@ -273,12 +274,13 @@ class Builder:
                     matched += 1
                     if path.is_dir() and not path.is_symlink():
                         _copy_tree(path, stage / target, root, rules, owner)
+                        copied_a_directory = True
                     else:
                         name = stage / target / path.name if into_dir else stage / target
                         _copy_file(path, name, owner)
             if not matched:
                 raise inst.error(f"no source file matches {' '.join(sources)} in the context (or all are ignored)")
-            _make_parents(stage, target)
+            _make_parents(stage, target, into_dir and not copied_a_directory)
             fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="copy-", suffix=".tar")
             with os.fdopen(fd, "wb") as out:
                 write_tar(stage, out)
@@ -341,10 +343,20 @@ def _copy_tree(source: Path, target: Path, root: Path, rules: list[ignore.Rule],
                 _copy_file(path, out / name, owner)
 
 
-def _make_parents(stage: Path, target: str) -> None:
-    """Directories on the way to the destination get the usual 0755."""
-    path = stage
-    for part in Path(target).parts[:-1]:
-        path = path / part
-        if path.is_dir():
+# The mtime of directories a COPY makes on its own (not copied from the context). A
+# fixed one keeps the staged layer, and so the step's cache key, the same from one
+# build to the next, as the context's own files do (SOURCE_DATE_EPOCH-style).
+IMPLICIT_DIR_MTIME = 0
+
+
+def _make_parents(stage: Path, target: str, target_is_implicit: bool) -> None:
+    """Directories on the way to the destination (and the destination itself when the COPY
+    made it rather than copying a directory there) get the usual 0755 and a fixed mtime."""
+    parts = Path(target).parts
+    implicit = [stage.joinpath(*parts[:i]) for i in range(1, len(parts))]
+    if target_is_implicit:
+        implicit.append(stage / target)
+    for path in implicit:
+        if path.is_dir() and not path.is_symlink():
             os.chmod(path, 0o755)
+            os.utime(path, (IMPLICIT_DIR_MTIME, IMPLICIT_DIR_MTIME), follow_symlinks=False)
