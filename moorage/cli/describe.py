@@ -189,7 +189,7 @@ def describe_node(node: Annotated[str, typer.Argument(help="Node id.")], control
     """
     with connect(controller) as client:
         found = find_node(client, node)
-        tasks = [t for t in client.list_tasks(node_id=found.id) if t.node_id == found.id]
+        tasks = client.list_tasks(node_id=found.id)
         events = client.recent_events(node_id=found.id, limit=RECENT_EVENTS)
     now, console = datetime.now(UTC), stdout_console()
     print_fields(console, node_fields(found, now))

@@ -117,8 +117,6 @@ def get_tasks(
 
     def fetch() -> Listing:
         tasks = client.list_tasks(service, all=all_tasks, node_id=node)
-        if node:  # also when a controller ignores node_id
-            tasks = [t for t in tasks if t.node_id == node]
         return control_pb2.ListTasksResponse(tasks=tasks), tasks_table(tasks, datetime.now(UTC), output is Output.wide)
 
     with connect(controller) as client:

@@ -104,9 +104,7 @@ def _target(client: ControlClient, target: str) -> tuple[str, str]:
 def _stream(
     client: ControlClient, service: str, task_id: str, follow: bool, tail: int, since: Timestamp | None
 ) -> Iterator[types_pb2.LogEntry]:
-    for entry in client.logs(service, task_id=task_id, follow=follow, tail=tail, since=since):
-        if not task_id or entry.task_id == task_id:  # also when a controller ignores task_id
-            yield entry
+    yield from client.logs(service, task_id=task_id, follow=follow, tail=tail, since=since)
 
 
 def _follow_service(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import grpc
 
@@ -11,6 +12,7 @@ from moorage.client import ClientError, ControlClient
 from moorage.v1 import types_pb2
 
 _LIVE = types_pb2.TASK_STATE_RUNNING
+T = TypeVar("T")
 
 
 def pick_task(reference: str, tasks: Sequence[types_pb2.Task]) -> types_pb2.Task | None:
@@ -38,7 +40,7 @@ def find_task(client: ControlClient, reference: str) -> types_pb2.Task:
     try:
         return client.get_task(reference)
     except ClientError as exc:
-        if exc.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+        if exc.code is not grpc.StatusCode.NOT_FOUND:
             raise
     task = pick_task(reference, client.list_tasks(all=True))
     if task is None:
@@ -46,24 +48,19 @@ def find_task(client: ControlClient, reference: str) -> types_pb2.Task:
     return task
 
 
-def find_service(client: ControlClient, name: str) -> types_pb2.Service:
+def _found(fetch: Callable[[], T], what: str) -> T:
+    """``fetch()``, with the controller's NOT_FOUND turned into the CLI's NotFound naming ``what``."""
     try:
-        return client.get_service(name)
+        return fetch()
     except ClientError as exc:
         if exc.code is grpc.StatusCode.NOT_FOUND:
-            raise NotFound(f"service {name!r}") from exc
+            raise NotFound(what) from exc
         raise
 
 
+def find_service(client: ControlClient, name: str) -> types_pb2.Service:
+    return _found(lambda: client.get_service(name), f"service {name!r}")
+
+
 def find_node(client: ControlClient, node_id: str) -> types_pb2.Node:
-    try:
-        return client.get_node(node_id)
-    except ClientError as exc:
-        if exc.code is grpc.StatusCode.NOT_FOUND:
-            raise NotFound(f"node {node_id!r}") from exc
-        if exc.code is not grpc.StatusCode.UNIMPLEMENTED:
-            raise
-    for node in client.list_nodes():
-        if node_id in (node.id, node.hostname):
-            return node
-    raise NotFound(f"node {node_id!r}")
+    return _found(lambda: client.get_node(node_id), f"node {node_id!r}")
