@@ -23,7 +23,8 @@ CLI_ADDRESS = "127.0.0.1:7420"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def down(base: Path) -> None:
+def down() -> None:
+    """Remove the demo cluster wherever it lives: its ledger records its directory."""
     ledger = LEDGER_DIR / f"{DEMO_NAME}.json"
     if ledger.exists():
         Ledger.load(ledger).clean()
@@ -42,7 +43,7 @@ def moor(*args: str) -> None:
 
 
 def up(base: Path) -> None:
-    down(base)
+    down()
     say("building the busybox image and starting etcd, a controller and two agent hosts")
     rootfs = busybox.make_rootfs(base / "image" / "rootfs")
     cluster = LocalCluster(
@@ -77,7 +78,10 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/run/moorage-demo"))
     args = parser.parse_args()
     try:
-        (up if args.action == "up" else down)(args.dir)
+        if args.action == "up":
+            up(args.dir)
+        else:
+            down()
     except subprocess.CalledProcessError as err:
         sys.exit(f"demo: {' '.join(map(str, err.cmd))} failed with exit code {err.returncode}")
 
