@@ -79,12 +79,16 @@ def minimal_init(process: Mapping[str, Any], err_w: int) -> NoReturn:
     the image or bind-mounted into it; it exits with the command's status, which ends the PID
     namespace and everything left in it, as tini does.
     """
+    # The shim reports the container running once err_w is closed here and in the exec'd child;
+    # a signal arriving before the handlers exist would be dropped (PID 1 ignores SIG_DFL
+    # signals), so they stay blocked, pending, until the handlers are in place.
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     child = os.fork()
     if child == 0:
-        _exec_or_report(process, err_w)
-    os.close(err_w)
+        _exec_or_report(process, err_w)  # exec_process unblocks them for the command
     for sig in FORWARDED:
         signal.signal(sig, lambda number, _: os.kill(child, number))
+    os.close(err_w)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     while True:
         pid, status = os.wait()
