@@ -65,7 +65,7 @@ def test_the_cgroup_goes_with_the_container(runtime: Runtime) -> None:
 def test_kill_everything_empties_the_agents_cgroup(runtime: Runtime) -> None:
     states = [runtime.run(f"c{i}", sh(f"victim{i}", "sleep 1000 & sleep 1000")) for i in range(2)]
     parent = Cgroup.locate(runtime.cgroup_parent)
-    wait_for(lambda: len(parent.pids()) == 4, 5, "both shells to fork their background sleep")
+    wait_for(lambda: len(parent.pids()) == 4, 15, "both shells to fork their background sleep")
     assert {s.pid for s in states} <= parent.pids()
     runtime.kill_everything()
     assert parent.pids() == set()

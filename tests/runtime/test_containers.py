@@ -40,7 +40,7 @@ def test_command_is_pid_1_with_own_hostname_and_image_root(runtime: Runtime, tmp
     state = runtime.run("c1", sh("box-one", script))
     assert state.status is ContainerStatus.RUNNING
     assert ns_pid(state.pid) == "1"
-    wait_for(lambda: len(lines(runtime, "c1")) >= 3, 5, "the container's first lines")
+    wait_for(lambda: len(lines(runtime, "c1")) >= 3, 15, "the container's first lines")
     assert lines(runtime, "c1") == ["1", "box-one", "from-image"]
 
 
@@ -88,7 +88,7 @@ def test_stop_kills_a_pid_1_that_ignores_the_stop_signal(runtime: Runtime) -> No
 
 def test_stop_signal_reaches_a_handler(runtime: Runtime) -> None:
     runtime.run("c1", sh("trapper", "trap 'exit 3' TERM; echo ready; sleep 1000 & wait"))
-    wait_for(lambda: lines(runtime, "c1") == ["ready"], 5, "the trap to be installed")
+    wait_for(lambda: lines(runtime, "c1") == ["ready"], 15, "the trap to be installed")
     began = time.monotonic()
     state = runtime.stop("c1", timeout=10)
     assert time.monotonic() - began < 5

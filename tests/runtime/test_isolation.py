@@ -111,7 +111,7 @@ def test_init_is_pid_1_reaps_orphans_and_forwards_signals(runtime: Runtime) -> N
     spec = dataclasses.replace(sh("init", "(sleep 0.2 &); trap 'exit 3' TERM; echo $$; while true; do sleep 0.1; done"),
                                init=True)
     state = runtime.run("c1", spec)
-    wait_for(lambda: lines(runtime, "c1") == ["2"], 5, "the command to run as PID 2")
+    wait_for(lambda: lines(runtime, "c1") == ["2"], 15, "the command to run as PID 2")
     # The orphaned `sleep 0.2` is reparented to PID 1 when its subshell ends; unreaped, it would
     # stay in ps as a zombie (stat Z) after it exits.
     def processes() -> list[list[str]]:
@@ -119,7 +119,7 @@ def test_init_is_pid_1_reaps_orphans_and_forwards_signals(runtime: Runtime) -> N
         assert code == 0
         return [line.split(None, 1) for line in ps.decode().splitlines()[1:]]
 
-    wait_for(lambda: not any(args == "sleep 0.2" or stat.startswith("Z") for stat, args in processes()), 5,
+    wait_for(lambda: not any(args == "sleep 0.2" or stat.startswith("Z") for stat, args in processes()), 15,
              "the orphan to end and be reaped")
     assert runtime.stop("c1", timeout=10).exit_code == 3  # SIGTERM went through init to the trap
     assert state.pid and not Path(f"/proc/{state.pid}").exists()
@@ -158,7 +158,7 @@ def test_user_namespace_maps_root_to_an_unprivileged_host_id(traversable_runtime
     host_ids = next(line for line in Path(f"/proc/{state.pid}/status").read_text().splitlines() if line.startswith("Uid:"))
     assert host_ids.split()[1:] == ["100000"] * 4
     assert os.readlink(f"/proc/{state.pid}/ns/user") != os.readlink("/proc/self/ns/user")
-    wait_for(lambda: (state.upper_dir / "written").exists(), 5, "the write")
+    wait_for(lambda: (state.upper_dir / "written").exists(), 15, "the write")
     assert (state.upper_dir / "written").stat().st_uid == 100000
     code, out, _ = rt.exec_run("c1", ["id", "-u"])
     assert (code, out) == (0, b"0\n")

@@ -65,7 +65,7 @@ def test_the_images_stop_signal_unless_the_spec_names_one(runtime: Runtime, usr1
     for cid, stop_signal, expected in (("img", None, 10), ("spec", signal.SIGTERM, 15)):
         spec = ContainerSpec(name=cid, image=usr1_image, args=("sh", "-c", script), stop_signal=stop_signal)
         runtime.run(cid, spec)
-        wait_for(lambda cid=cid: "ready" in lines(runtime, cid), 5, "the traps")
+        wait_for(lambda cid=cid: "ready" in lines(runtime, cid), 15, "the traps")
         assert runtime.stop(cid, timeout=10).exit_code == expected
 
 
@@ -91,8 +91,8 @@ def test_state_is_derived_from_the_kernel_when_the_shim_is_gone(runtime: Runtime
     state = runtime.run("c1", sh("orphan", "sleep 1000"))
     record = json.loads((runtime.bundle_dir("c1") / "state.json").read_text())
     os.kill(record["shim_pid"], signal.SIGKILL)  # nobody will record the exit now
-    wait_for(lambda: gone(record["shim_pid"]), 5, "the shim to die")
+    wait_for(lambda: gone(record["shim_pid"]), 15, "the shim to die")
     assert runtime.state("c1").status is ContainerStatus.RUNNING  # PID 1 lives on
     os.kill(state.pid, signal.SIGKILL)
-    wait_for(lambda: runtime.state("c1").status is ContainerStatus.EXITED, 5, "the exit to be derived")
+    wait_for(lambda: runtime.state("c1").status is ContainerStatus.EXITED, 15, "the exit to be derived")
     assert runtime.state("c1").exit_code is None  # unknown: nobody saw it; the state says exited all the same
