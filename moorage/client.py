@@ -10,7 +10,6 @@ unreachable tries the next, and the client keeps using the first that answers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -18,19 +17,10 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from moorage.addresses import split_addresses
 from moorage.v1 import control_pb2, control_pb2_grpc, types_pb2
 
-__all__ = [
-    "DEFAULT_CONTROLLER",
-    "ENV_CONTROLLER",
-    "ClientError",
-    "ControlClient",
-    "controller_address",
-    "split_addresses",
-]
-
-DEFAULT_CONTROLLER = "127.0.0.1:7420"
-ENV_CONTROLLER = "MOOR_CONTROLLER"
+__all__ = ["ClientError", "ControlClient"]
 
 _Response = TypeVar("_Response")
 _Item = TypeVar("_Item")
@@ -42,16 +32,6 @@ class ClientError(Exception):
     def __init__(self, message: str, code: grpc.StatusCode) -> None:
         super().__init__(message)
         self.code = code
-
-
-def split_addresses(value: str) -> list[str]:
-    """``"a:1, b:2"`` → ``["a:1", "b:2"]``."""
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def controller_address(flag: str | None = None) -> str:
-    """The ``--controller`` flag, else ``$MOOR_CONTROLLER``, else 127.0.0.1:7420."""
-    return flag or os.environ.get(ENV_CONTROLLER) or DEFAULT_CONTROLLER
 
 
 class ControlClient:

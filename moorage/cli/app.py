@@ -16,11 +16,13 @@ from moorage import __version__
 from moorage.cli import apply, daemons, describe, events, exec, get, image, logs, nodes, reporting, services
 from moorage.cli.common import ControllerOption
 from moorage.cli.config import connect
-from moorage.client import ClientError
 
+# Plain help and usage errors, as kubectl prints them: Typer's Rich help loads rich.markdown
+# and pygments, ~100 ms on every `--help`. Tables and progress still use Rich.
 app = typer.Typer(
     name="moor",
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -51,6 +53,8 @@ def version(
     typer.echo(f"client: moor {__version__}")
     if client_only:
         return
+    from moorage.client import ClientError
+
     with connect(controller) as client:
         try:
             info = client.version()

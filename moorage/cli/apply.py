@@ -10,16 +10,12 @@ import typer
 from moorage.cli.common import ControllerOption, stderr_console
 from moorage.cli.config import connect
 from moorage.cli.reporting import reporting
-from moorage.cli.waiting import poll, rollout_check
-from moorage.client import ControlClient
 from moorage.manifest.units import parse_duration
-from moorage.v1 import control_pb2, types_pb2
 
 if TYPE_CHECKING:
+    from moorage.client import ControlClient
     from moorage.manifest import Loaded
-
-# The manifest model (pydantic) is imported by the commands that read manifests,
-# so that the other commands start faster.
+    from moorage.v1 import types_pb2
 
 
 def duration(value: str | float) -> float:
@@ -77,6 +73,9 @@ def apply(
 
     Example: moor apply -f examples/ --dry-run && moor apply -f examples/hello.yaml --wait
     """
+    from moorage.cli.waiting import poll, rollout_check
+    from moorage.v1 import control_pb2
+
     with connect(controller) as client:
         loaded, existing = load_against(client, files)
         specs = [item.service.to_spec() for item in loaded]

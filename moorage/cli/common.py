@@ -1,15 +1,17 @@
-"""What every `moor` command shares: exit codes, the one-line error, options, consoles, the client."""
+"""What every `moor` command shares: exit codes, the one-line error, options, consoles."""
 
 from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from moorage.client import DEFAULT_CONTROLLER, ENV_CONTROLLER
+from moorage.addresses import DEFAULT_CONTROLLER, ENV_CONTROLLER
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -46,6 +48,11 @@ class Output(str, Enum):
     json = "json"
     yaml = "yaml"
 
+    @property
+    def structured(self) -> bool:
+        """JSON or YAML: the API's messages, for scripts."""
+        return self in (Output.json, Output.yaml)
+
 
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table, wide, json or yaml.")]
 
@@ -55,8 +62,12 @@ def stdout_console() -> Console:
 
     A table written to a pipe or file is for grep and awk, so it is never folded.
     """
+    from rich.console import Console
+
     return Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)

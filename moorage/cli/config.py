@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
+from moorage.addresses import DEFAULT_CONTROLLER, ENV_CONTROLLER, split_addresses
 from moorage.cli.common import EXIT_INVALID, CommandError
-from moorage.client import DEFAULT_CONTROLLER, ENV_CONTROLLER, ControlClient, split_addresses
+
+if TYPE_CHECKING:
+    from moorage.client import ControlClient
 
 
 def config_path() -> Path:
@@ -32,6 +34,8 @@ def controller_addresses(flag: str | None) -> list[str]:
 
 
 def _from_config(path: Path) -> list[str]:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -52,4 +56,6 @@ def _from_config(path: Path) -> list[str]:
 
 def connect(controller: str | None) -> ControlClient:
     """A client for the controllers the flag, the environment or the config file name."""
+    from moorage.client import ControlClient
+
     return ControlClient(controller_addresses(controller))

@@ -1,28 +1,28 @@
 """Commands that run on a host: the controller and agent daemons (images: image.py).
 
-Their implementations live in ``controller`` and ``agent`` and are imported only
-when the command runs, so `moor get` does not load a container runtime.
+Their implementations (and asyncio, structlog, the scheduler) are imported only when
+the command runs, so `moor get` does not load a container runtime.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from moorage import log
-from moorage.client import DEFAULT_CONTROLLER, controller_address
+from moorage.addresses import DEFAULT_CONTROLLER, controller_address
 from moorage.cli.common import ControllerOption
 from moorage.cli.registry_options import InsecureOption, RegistryOption, registry_settings
 from moorage.cli.reporting import reporting
-from scheduler import Strategy
 
 DEFAULT_STATE_DIR = Path("/var/lib/moorage")
 DEFAULT_ETCD = "127.0.0.1:2379"
 
 StateDirOption = Annotated[Path, typer.Option("--state-dir", help="Where the host keeps images, containers and logs.")]
+# The values of scheduler.Strategy, spelled out so that building the command tree does not
+# import the scheduler (a test checks they match).
+StrategyName = Literal["spread", "binpack"]
 
 @reporting
 def controller(
@@ -41,9 +41,9 @@ def controller(
         str | None, typer.Option("--id", help="This controller's name (default: hostname-pid).")
     ] = None,
     placement_strategy: Annotated[
-        Strategy,
+        StrategyName,
         typer.Option("--placement-strategy", help="Spread tasks over the least loaded nodes, or bin-pack them."),
-    ] = Strategy.SPREAD,
+    ] = "spread",
     cluster_cidr: Annotated[
         str, typer.Option("--cluster-cidr", help="Network that node subnets (a /24 each) are taken from.")
     ] = "10.244.0.0/16",
@@ -58,8 +58,11 @@ def controller(
 
     Example: moor controller --listen 0.0.0.0:7420 --etcd 10.0.0.5:2379
     """
+    import asyncio
+
     from controller import server
-    from scheduler import Config
+    from moorage import log
+    from scheduler import Config, Strategy
 
     log.configure(json=True)
     asyncio.run(
@@ -68,7 +71,7 @@ def controller(
             etcd or [DEFAULT_ETCD],
             node_ttl=node_ttl,
             controller_id=controller_id,
-            placement=Config(strategy=placement_strategy),
+            placement=Config(strategy=Strategy(placement_strategy)),
             cluster_cidr=cluster_cidr,
             masquerade=masquerade,
         )
@@ -98,7 +101,10 @@ def agent(
     Example: moor agent --controller 10.0.0.2:7420 --label zone=a
     """
     labels = parse_labels(label or [])
+    import asyncio
+
     from agent import main as agent_main
+    from moorage import log
 
     log.configure(json=True)
     asyncio.run(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from moorage.cli.common import ControllerOption
 from moorage.cli.config import connect
-from moorage.cli.output import as_data
 from moorage.cli.reporting import reporting
-from moorage.v1 import types_pb2
+
+if TYPE_CHECKING:
+    from moorage.v1 import types_pb2
 
 
 def format_event(event: types_pb2.Event) -> str:
@@ -36,6 +37,8 @@ def events(
 
     Example: moor events --kind task --service hello
     """
+    from moorage.cli.output import as_data
+
     with connect(controller) as client:
         try:
             for event in client.events(kind or ()):

@@ -19,20 +19,23 @@ import termios
 import threading
 import tty
 from collections.abc import Iterator
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
 from moorage.cli.common import ControllerOption, CommandError
 from moorage.cli.config import connect
-from moorage.cli.lookup import find_task
 from moorage.cli.reporting import reporting
-from moorage.v1 import control_pb2
+
+if TYPE_CHECKING:
+    from moorage.v1 import control_pb2
 
 _CLOSE = None
 
 
 def terminal_size() -> control_pb2.TerminalSize:
+    from moorage.v1 import control_pb2
+
     size = shutil.get_terminal_size()
     return control_pb2.TerminalSize(rows=size.lines, cols=size.columns)
 
@@ -67,6 +70,9 @@ def exec_(
 
     Example: moor exec hello.1 -- cat /etc/hostname   or   moor exec -it hello.1 -- sh
     """
+    from moorage.cli.lookup import find_task
+    from moorage.v1 import control_pb2
+
     if command[:1] == ["--"]:  # everything after TASK arrives as is, the separator too
         command = command[1:]
     if not command:
@@ -114,6 +120,8 @@ def _pair(item: str) -> tuple[str, str]:
 
 
 def _send_stdin(inputs: queue.Queue[control_pb2.ExecInput | None]) -> None:
+    from moorage.v1 import control_pb2
+
     fd = sys.stdin.fileno()
     while data := os.read(fd, 65536):
         inputs.put(control_pb2.ExecInput(stdin=data))

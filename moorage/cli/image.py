@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
 from moorage.cli.common import EXIT_INVALID, EXIT_NOT_FOUND, CommandError, stderr_console, stdout_console
 from moorage.cli.daemons import DEFAULT_STATE_DIR, StateDirOption
@@ -24,6 +22,8 @@ from moorage.cli.registry_options import InsecureOption, RegistryOption, registr
 from moorage.cli.reporting import reporting
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from agent.runtime.containers import Runtime
     from agent.runtime.images import Image, ImageStore
 
@@ -82,6 +82,8 @@ class _BlobProgress:
 
 @contextmanager
 def _progress(verb: str) -> Iterator[_BlobProgress]:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=stderr_console(), transient=False) as progress:
         yield _BlobProgress(progress, verb)
@@ -124,6 +126,8 @@ def image_ls(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
 
     Example: moor image ls
     """
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for column in ("REFERENCE", "DIGEST", "LAYERS", "SIZE"):
         table.add_column(column)

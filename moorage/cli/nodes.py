@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from moorage.cli.common import EXIT_INVALID, CommandError, ControllerOption, Output, OutputOption
 from moorage.cli.config import connect
-from moorage.cli.get import nodes_listing, show
-from moorage.cli.lookup import find_node
-from moorage.cli.output import as_data, dump
 from moorage.cli.reporting import reporting
-from moorage.v1 import types_pb2
+
+if TYPE_CHECKING:
+    from moorage.v1 import types_pb2
 
 app = typer.Typer(help="List and manage the cluster's nodes.\n\nExample: moor node drain h2", no_args_is_help=True)
 
@@ -26,6 +25,8 @@ def node_ls(output: OutputOption = Output.table, controller: ControllerOption = 
 
     Example: moor node ls -o wide
     """
+    from moorage.cli.listing import nodes_listing, show
+
     with connect(controller) as client:
         show(lambda: nodes_listing(client, output), output, watch=False)
 
@@ -41,6 +42,9 @@ def node_inspect(
 
     Example: moor node inspect h1 -o json
     """
+    from moorage.cli.lookup import find_node
+    from moorage.cli.output import as_data, dump
+
     with connect(controller) as client:
         found = find_node(client, node)
     typer.echo(dump(as_data(found), Output.json if output is Output.json else Output.yaml))
@@ -49,6 +53,8 @@ def node_inspect(
 def _set_availability(
     controller: str | None, node: str, value: types_pb2.NodeAvailability.ValueType, verb: str
 ) -> None:
+    from moorage.cli.lookup import find_node
+
     with connect(controller) as client:
         found = find_node(client, node)
         client.update_node(found.id, availability=value)
@@ -62,6 +68,8 @@ def node_drain(node: NodeArgument, controller: ControllerOption = None) -> None:
 
     Example: moor node drain h2
     """
+    from moorage.v1 import types_pb2
+
     _set_availability(controller, node, types_pb2.NODE_AVAILABILITY_DRAIN, "drained")
 
 
@@ -72,6 +80,8 @@ def node_pause(node: NodeArgument, controller: ControllerOption = None) -> None:
 
     Example: moor node pause h2
     """
+    from moorage.v1 import types_pb2
+
     _set_availability(controller, node, types_pb2.NODE_AVAILABILITY_PAUSE, "paused")
 
 
@@ -82,6 +92,8 @@ def node_activate(node: NodeArgument, controller: ControllerOption = None) -> No
 
     Example: moor node activate h2
     """
+    from moorage.v1 import types_pb2
+
     _set_availability(controller, node, types_pb2.NODE_AVAILABILITY_ACTIVE, "activated")
 
 
@@ -113,6 +125,8 @@ def node_label(
 
     Example: moor node label h1 zone=a disk=ssd old-
     """
+    from moorage.cli.lookup import find_node
+
     set_labels, remove = parse_label_changes(changes)
     with connect(controller) as client:
         found = find_node(client, node)

@@ -36,7 +36,3 @@ def dump(data: object, output: Output) -> str:
     if output is Output.yaml:
         return to_yaml(data).rstrip("\n")
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-def is_structured(output: Output) -> bool:
-    return output in (Output.json, Output.yaml)

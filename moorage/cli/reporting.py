@@ -12,11 +12,9 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import ParamSpec
 
-import grpc
 import typer
 
 from moorage.cli.common import EXIT_FAILURE, EXIT_INVALID, EXIT_NOT_FOUND, CommandError
-from moorage.client import ClientError
 from moorage.manifest.errors import ManifestError
 
 _P = ParamSpec("_P")
@@ -33,6 +31,10 @@ def report(exc: Exception) -> int:
     typer.echo(f"error: {exc}", err=True)
     if isinstance(exc, CommandError):
         return exc.exit_code
+    import grpc  # here, on the error path, so that commands without a controller never load it
+
+    from moorage.client import ClientError
+
     if isinstance(exc, ClientError) and exc.code is grpc.StatusCode.NOT_FOUND:
         return EXIT_NOT_FOUND
     return EXIT_FAILURE

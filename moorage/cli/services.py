@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import grpc
 import typer
 
 from moorage.cli.apply import TimeoutOption
 from moorage.cli.common import EXIT_INVALID, EXIT_NOT_FOUND, CommandError, ControllerOption, stderr_console
 from moorage.cli.config import connect
 from moorage.cli.reporting import reporting
-from moorage.cli.waiting import Check, drain_check, poll
-from moorage.client import ClientError, ControlClient
+
+if TYPE_CHECKING:
+    from moorage.cli.waiting import Check
+    from moorage.client import ControlClient
 
 
 @reporting
@@ -35,6 +36,11 @@ def delete(
 
     Example: moor delete hello --wait   or   moor delete -f examples/
     """
+    import grpc
+
+    from moorage.cli.waiting import poll
+    from moorage.client import ClientError
+
     if files:
         from moorage.manifest import load_paths
 
@@ -65,6 +71,8 @@ def delete(
 
 
 def _drained(client: ControlClient, name: str) -> Check:
+    from moorage.cli.waiting import drain_check
+
     return drain_check(name, client.list_tasks(name))
 
 
@@ -85,6 +93,10 @@ def scale(
 
     Example: moor scale hello=3 web=0
     """
+    import grpc
+
+    from moorage.client import ClientError
+
     wanted = [parse_scale(item) for item in targets]
     with connect(controller) as client:
         for name, replicas in wanted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from moorage.client import DEFAULT_CONTROLLER, ENV_CONTROLLER, controller_address
+from moorage.addresses import DEFAULT_CONTROLLER, ENV_CONTROLLER, controller_address
 
 
 def test_flag_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,24 +7,28 @@ import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from moorage.addresses import DEFAULT_CONTROLLER, ENV_CONTROLLER
 from moorage.cli import app
 from moorage.cli.common import CommandError
 from moorage.cli.config import controller_addresses
+from moorage.cli.daemons import StrategyName
 from moorage.cli.diffing import Change, changes, flatten
 from moorage.cli.events import format_event
-from moorage.cli.logs import parse_since
+from moorage.cli.logstreams import parse_since
 from moorage.cli.lookup import pick_task
 from moorage.cli.nodes import parse_label_changes
 from moorage.cli.services import parse_scale
 from moorage.localcluster.cluster import MOOR
-from moorage.client import DEFAULT_CONTROLLER, ENV_CONTROLLER, ControlClient
+from moorage.client import ControlClient
 from moorage.manifest import ServiceManifest, json_schema
 from moorage.v1 import types_pb2
+from scheduler import Strategy
 
 runner = CliRunner()
 
@@ -105,6 +109,10 @@ def test_scale_arguments() -> None:
     for bad in ("web", "web=-1", "=2", "web=x"):
         with pytest.raises(typer.BadParameter):
             parse_scale(bad)
+
+
+def test_placement_strategy_choices_are_the_schedulers() -> None:
+    assert set(get_args(StrategyName)) == {strategy.value for strategy in Strategy}
 
 
 @pytest.fixture

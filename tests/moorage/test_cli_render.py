@@ -10,8 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
 from moorage.cli import render
-from moorage.cli.logs import format_entry
 from moorage.cli.common import CommandError
+from moorage.cli.logstreams import format_entry
 from moorage.cli.waiting import Check, drain_check, poll, progress_view, rollout_check
 from moorage.v1 import types_pb2
 
