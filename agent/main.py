@@ -29,6 +29,7 @@ from agent.exec import ExecServer
 from agent.fence import Fence
 from agent.logs import LogServer
 from agent.network import NetworkError, NodeNetwork
+from agent.runtime import forkserver
 from agent.runtime.containers import Runtime
 from agent.runtime.images import ImageStore
 from agent.runtime.registry import RegistrySettings
@@ -164,6 +165,9 @@ class Agent:
     async def run(self) -> None:
         """Keep a session with some controller: after a failure try the next
         one at once, and back off only once every controller has failed."""
+        # The fork server (an interpreter importing the runtime, then its first standby) is
+        # started now rather than by the first container start, which would wait for it.
+        await asyncio.get_running_loop().run_in_executor(self.pool, forkserver.start)
         converge = asyncio.create_task(self.converger.run())
         fence = asyncio.create_task(self._watch_fence())
         delay = RECONNECT_MIN

@@ -182,8 +182,9 @@ _lock = threading.Lock()
 _server: ForkServer | None = None
 
 
-def request(message: dict[str, Any], fds: list[int]) -> None:
-    """Send ``message`` to this process's fork server, starting (or restarting) it as needed."""
+def start() -> ForkServer:
+    """This process's fork server, started (or restarted) if need be. A daemon calls it at its own
+    start, so that its first container does not wait for an interpreter and the first standby."""
     global _server
     with _lock:
         if _server is not None and not _server.alive():
@@ -191,8 +192,12 @@ def request(message: dict[str, Any], fds: list[int]) -> None:
             _server = None
         if _server is None:
             _server = ForkServer()
-        server = _server
-    server.request(message, fds)
+        return _server
+
+
+def request(message: dict[str, Any], fds: list[int]) -> None:
+    """Send ``message`` to this process's fork server, starting (or restarting) it as needed."""
+    start().request(message, fds)
 
 
 if __name__ == "__main__":
