@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := etcd-server etcd-client busybox-static runc crun iproute2 python3-venv ca-certificates docker-registry skopeo umoci nftables
 DEMO_DIR ?= /run/moorage-demo
 
-.PHONY: deps apt-deps venv protos test demo demo-down bench clean
+.PHONY: deps apt-deps venv protos test demo demo-down bench bench-deps clean
 
 deps: apt-deps venv
 
@@ -39,7 +39,18 @@ demo: deps
 demo-down: venv
 	$(PY) -m moorage.demo down --dir $(DEMO_DIR)
 
-bench: deps
+# Only the benchmarks need these (bench/run.py's anchors); `make deps`, and so `make test`, never
+# install them. policy-rc.d: the install must not start a system dockerd (bench/run.py starts its own).
+BENCH_APT_PACKAGES := podman netavark docker.io
+
+bench-deps:
+	@guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1; \
+	fi; \
+	$(MAKE) --no-print-directory apt-deps APT_PACKAGES="$(BENCH_APT_PACKAGES)"; rc=$$?; \
+	if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
+
+bench: deps bench-deps
 	$(PY) -m bench $(BENCH)
 
 clean: demo-down

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Limits, Runtime
 from agent.runtime import oci
@@ -36,6 +37,7 @@ from moorage import busybox
 ROUNDS = 200
 COMMAND = ("sleep", "60")
 LIMITS = Limits(memory_bytes=256 * 1024 * 1024, cpu_shares=512, cpu_quota_us=50_000, pids=256)
+UNIFIED = Path("/sys/fs/cgroup/unified")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -46,24 +48,37 @@ def percentile(values: list[float], fraction: float) -> float:
 def private_mount_namespace() -> None:
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.umount2("/sys/fs/cgroup/unified", sc.MNT_DETACH)
+    if UNIFIED.is_mount():  # not when an earlier topic of this process detached it already
+        sc.umount2(UNIFIED, sc.MNT_DETACH)
 
 
-def oci_bundle(runtime: Runtime, work: Path, spec: ContainerSpec) -> Path:
-    """A runc/crun bundle from a Moorage container's: same config, overlay mounted, no annotations."""
+def oci_config(runtime: Runtime, spec: ContainerSpec) -> tuple[dict[str, Any], str]:
+    """The config.json Moorage writes for ``spec``, without its annotations; and its overlay's lowerdir."""
     runtime.create("template", spec)
-    source = runtime.bundle_dir("template")
-    config = json.loads((source / "config.json").read_text())
+    try:
+        config = json.loads((runtime.bundle_dir("template") / "config.json").read_text())
+    finally:
+        runtime.remove("template")
     notes = config.pop("annotations")
-    config["linux"]["cgroupsPath"] = "moorage-bench-oci/ctr"  # replaced per run below
-    bundle = work / "bundle"
+    config["linux"]["cgroupsPath"] = "moorage-bench-oci/ctr"  # replaced per run
+    return config, notes[oci.LOWER]
+
+
+def mount_rootfs(bundle: Path, lower: str) -> None:
+    """``bundle``/rootfs: an overlay of ``lower`` with a new rw layer in ``bundle`` (upper/, work/)."""
     (bundle / "rootfs").mkdir(parents=True)
     for name in ("upper", "work"):
         (bundle / name).mkdir()
     sc.mount("overlay", bundle / "rootfs", "overlay", 0,
-             f"lowerdir={notes[oci.LOWER]},upperdir={bundle / 'upper'},workdir={bundle / 'work'}")
+             f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}")
+
+
+def oci_bundle(runtime: Runtime, work: Path, spec: ContainerSpec) -> Path:
+    """A runc/crun bundle from a Moorage container's: same config, overlay mounted, no annotations."""
+    config, lower = oci_config(runtime, spec)
+    bundle = work / "bundle"
+    mount_rootfs(bundle, lower)
     (bundle / "config.json").write_text(json.dumps(config))
-    runtime.remove("template")
     return bundle
 
 
