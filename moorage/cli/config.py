@@ -34,14 +34,18 @@ def controller_addresses(flag: str | None) -> list[str]:
 
 
 def _from_config(path: Path) -> list[str]:
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CommandError(f"{path}: cannot read the config: {exc}", EXIT_INVALID) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(path, exc) from None
+    import yaml  # here: a command given the flag or $MOOR_CONTROLLER, or without a config file, needs none
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _unreadable(path, exc) from None
     if data is None:
         return []
     value = data.get("controller") if isinstance(data, dict) else None
@@ -52,6 +56,10 @@ def _from_config(path: Path) -> list[str]:
     if isinstance(data, dict) and value is None:
         return []
     raise CommandError(f"{path}: controller must be HOST:PORT or a list of them", EXIT_INVALID)
+
+
+def _unreadable(path: Path, exc: Exception) -> CommandError:
+    return CommandError(f"{path}: cannot read the config: {exc}", EXIT_INVALID)
 
 
 def connect(controller: str | None) -> ControlClient:

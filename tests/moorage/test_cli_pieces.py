@@ -138,6 +138,16 @@ def test_a_bad_config_file_is_named(config_home: Path) -> None:
         controller_addresses(None)
 
 
+def test_an_unreadable_config_file_is_named(config_home: Path) -> None:
+    config_home.write_text("controller: [a\n")
+    with pytest.raises(CommandError, match="config.yaml: cannot read the config: while parsing"):
+        controller_addresses(None)
+    config_home.unlink()
+    config_home.mkdir()
+    with pytest.raises(CommandError, match="config.yaml: cannot read the config: .*Is a directory"):
+        controller_addresses(None)
+
+
 def test_client_splits_a_list_of_controllers() -> None:
     with ControlClient("a:1, b:2") as client:
         assert (client.addresses, client.address) == (["a:1", "b:2"], "a:1")
