@@ -75,10 +75,13 @@ def test_one_leader_at_a_time_and_the_follower_takes_over(etcd: Etcd) -> None:
         first = await first_ctx.__aenter__()
         stopped = False
         try:
+            async with control(first) as stub_1:
+                # c2 starts once c1 leads: two controllers started together may elect either one
+                await eventually(lambda: is_leader(stub_1), "c1 (started first) to lead")
             async with running_controller(etcd.endpoint, controller_id="c2") as second, control(second) as stub_2:
                 async with control(first) as stub_1:
-                    await eventually(lambda: is_leader(stub_1), "c1 (started first) to lead")
                     assert not await is_leader(stub_2)
+                    assert await is_leader(stub_1)
                     version = await stub_1.GetVersion(control_pb2.GetVersionRequest())
                     assert (version.controller_id, version.api) == ("c1", "moorage.v1")
                 events = aiter(stub_2.WatchEvents(control_pb2.WatchEventsRequest(kinds=["controller", "task"])))
