@@ -1,15 +1,25 @@
 """Converging this host's containers to the task set the controller assigned.
 
 Level-triggered: every pass compares the whole assigned set with what the
-runtime reports and takes the missing steps; nothing depends on having seen a
-particular change. Each task's work (pull, start, stop+remove)
+runtime reports and takes the missing steps (``action``); nothing depends on
+having seen a particular change. Each task's work (pull, start, stop, remove)
 runs at most once at a time, off the event loop in the runtime's thread pool.
+
+Task history (as Docker Swarm keeps it): the controller assigns a node every
+task it holds for it, also those that ended and are kept as their slot's
+history. Their containers stay, exited, with their log and rw layer, so
+``moor logs`` shows why a crash-looping task died; what a stopped container
+does not need goes at once (its network: address lease, veth, pinned
+namespace, published ports; its overlay is mounted only in its own mount
+namespace, gone with its last process). A container is removed when its task
+leaves the assignments: history pruned, service deleted, node fenced.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+import enum
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -131,6 +141,47 @@ def status_of(task_id: str, container: ContainerState, address: str = "") -> age
     return status
 
 
+def shutdown_status(task_id: str, container: ContainerState | None) -> agent_pb2.TaskStatus:
+    """A task shut down on request: its container stopped (how it exited, for the history) or never there."""
+    if container is None:
+        return agent_pb2.TaskStatus(task_id=task_id, state=S.TASK_STATE_SHUTDOWN)
+    status = status_of(task_id, container)
+    status.state = S.TASK_STATE_SHUTDOWN
+    return status
+
+
+class Action(enum.Enum):
+    """What a pass does for an assigned task (see ``action``)."""
+
+    NOTHING = "nothing"
+    START = "start"  # create and start its container
+    REPORT = "report"  # report its container's state
+    STOP = "stop"  # stop its container, which stays (exited) as history
+    REPORT_SHUTDOWN = "report shutdown"  # it is not running: report it shut down
+
+
+def action(task: types_pb2.Task, container: ContainerState | None) -> Action:
+    """The step that brings an assigned ``task`` and its ``container`` (if any) together.
+
+    Only a task with no container is started: an exited container is never restarted (a
+    restart is a new task); it stays until its task is no longer assigned.
+    """
+    if task.desired_state == S.TASK_STATE_SHUTDOWN:
+        if container is not None and container.status is ContainerStatus.RUNNING:
+            return Action.STOP
+        # Ended history: the controller has its final state already.
+        return Action.NOTHING if task.observed_state in TERMINAL else Action.REPORT_SHUTDOWN
+    if container is not None:
+        return Action.REPORT
+    return Action.START if task.observed_state not in TERMINAL else Action.NOTHING
+
+
+def networked(containers: Iterable[ContainerState], busy: Collection[str]) -> set[str]:
+    """The containers that keep their network: the running ones and those being worked on
+    (started or stopped right now). A container never runs again once stopped."""
+    return {c.id for c in containers if c.status is ContainerStatus.RUNNING} | set(busy)
+
+
 class Converger:
     """Drives the runtime towards the assigned tasks and reports what happened."""
 
@@ -193,28 +244,30 @@ class Converger:
     async def step(self) -> None:
         if not self._heard:
             return
-        containers = {c.labels.get(TASK_LABEL, c.id): c for c in await self._blocking(self._runtime.list)}
+        busy = set(self._busy)  # with the containers its jobs made before the listing below
+        listed = await self._blocking(self._runtime.list)
+        containers = {c.labels.get(TASK_LABEL, c.id): c for c in listed}
         for task_id, task in self._assigned.items():
             if task_id in self._busy:
                 continue
             container = containers.get(task_id)
-            if task.desired_state == S.TASK_STATE_SHUTDOWN:
-                if container is None:
-                    self._send(agent_pb2.TaskStatus(task_id=task_id, state=S.TASK_STATE_SHUTDOWN))
-                else:
-                    self._spawn(task_id, self._shutdown(task, container))
-            elif container is not None:
-                self._send(status_of(task_id, container, self._network.address(container.id)))
-            elif task.observed_state not in TERMINAL:
-                self._spawn(task_id, self._start(task))
+            match action(task, container):
+                case Action.START:
+                    self._spawn(task_id, self._start(task))
+                case Action.REPORT if container is not None:
+                    self._send(status_of(task_id, container, self._network.address(container.id)))
+                case Action.STOP if container is not None:
+                    self._spawn(task_id, self._stop(task_id, container))
+                case Action.REPORT_SHUTDOWN:
+                    self._send(shutdown_status(task_id, container))
         for task_id, container in containers.items():
             if task_id not in self._assigned and task_id not in self._busy:
                 self._spawn(task_id, self._remove_unassigned(container))
         for task_id in list(self._last_sent):
             if task_id not in self._assigned:
                 del self._last_sent[task_id]
-        # Network leftovers of containers removed behind our back (or before a crash).
-        await self._blocking(self._network.collect, {c.id for c in containers.values()} | set(self._busy))
+        # A stopped container's network, and the leftovers of containers removed behind our back.
+        await self._blocking(self._network.collect, networked(listed, busy | self._busy.keys()))
 
     def _spawn(self, task_id: str, work: Coroutine[Any, Any, None]) -> None:
         job = asyncio.create_task(work)
@@ -262,15 +315,15 @@ class Converger:
         bound.info("container started", pid=container.pid, address=network.address)
         self._send(status_of(task.id, container, network.address))
 
-    async def _shutdown(self, task: types_pb2.Task, container: ContainerState) -> None:
-        await self._stop_and_remove(container)
-        self._send(agent_pb2.TaskStatus(task_id=task.id, state=S.TASK_STATE_SHUTDOWN, container_id=container.id))
+    async def _stop(self, task_id: str, container: ContainerState) -> None:
+        """Stop a task's container for good; it stays, exited, as history."""
+        stopped = await self._blocking(self._runtime.stop, container.id)
+        await self._blocking(self._network.detach, container.id)
+        log.info("container stopped", container=container.id, exit_code=stopped.exit_code)
+        self._send(shutdown_status(task_id, stopped))
 
     async def _remove_unassigned(self, container: ContainerState) -> None:
         log.info("removing container of a task no longer assigned here", container=container.id)
-        await self._stop_and_remove(container)
-
-    async def _stop_and_remove(self, container: ContainerState) -> None:
         if container.status is ContainerStatus.RUNNING:
             await self._blocking(self._runtime.stop, container.id)
         await self._blocking(self._runtime.remove, container.id, True)

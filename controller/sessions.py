@@ -55,14 +55,8 @@ def apply_status(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb
     return updated
 
 
-def assigned(tasks: Iterable[types_pb2.Task]) -> list[types_pb2.Task]:
-    """The tasks an agent must know about: all but the history of ended ones
-    (a container such a task left behind is removed as unassigned)."""
-    return [t for t in tasks if not (t.desired_state == types_pb2.TASK_STATE_SHUTDOWN and t.observed_state in FINISHED)]
-
-
 def recorded_shutdown(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb2.Task:
-    """``task`` once its agent removed its container: an exit it had already
+    """``task`` once its agent stopped its container: an exit it had already
     reported (code and all) stays the task's final state, for the history."""
     if task.observed_state in FINISHED:
         return task
@@ -83,7 +77,7 @@ def desired_view(tasks: Iterable[types_pb2.Task]) -> list[tuple[str, int, bytes]
 
 @dataclass
 class _LogRoute:
-    node_id: str
+    conn: _Connection  # the session the query went out on
     sink: asyncio.Queue[agent_pb2.LogChunk]
 
 
@@ -151,14 +145,14 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         conn = self._connections.get(node_id)
         if conn is None:
             return False
-        self._log_routes[query.request_id] = _LogRoute(node_id, sink)
+        self._log_routes[query.request_id] = _LogRoute(conn, sink)
         conn.send(agent_pb2.ControllerMessage(logs_query=query))
         return True
 
     def end_logs(self, request_id: str) -> None:
         """The caller stopped listening: tell the agent to stop too, if it still streams."""
         route = self._log_routes.pop(request_id, None)
-        if route is not None and (conn := self._connections.get(route.node_id)) is not None:
+        if route is not None and (conn := self._connections.get(route.conn.node_id)) is not None:
             conn.send(agent_pb2.ControllerMessage(logs_query=agent_pb2.LogsQuery(request_id=request_id, cancel=True)))
 
     def _send_to(self, node_id: str, message: agent_pb2.ControllerMessage) -> bool:
@@ -177,12 +171,14 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             del self._log_routes[chunk.request_id]
         route.sink.put_nowait(chunk)
 
-    def _fail_logs(self, node_id: str) -> None:
+    def _fail_logs(self, conn: _Connection) -> None:
+        """End the queries that went out on ``conn``: its stream is gone, or a newer session of the
+        node replaced it (an agent restarted before the old stream was seen to break never answers)."""
         for request_id, route in list(self._log_routes.items()):
-            if route.node_id == node_id:
+            if route.conn is conn:
                 del self._log_routes[request_id]
                 route.sink.put_nowait(
-                    agent_pb2.LogChunk(request_id=request_id, eof=True, error=f"node {node_id} disconnected")
+                    agent_pb2.LogChunk(request_id=request_id, eof=True, error=f"node {conn.node_id} disconnected")
                 )
 
     # -- the session ----------------------------------------------------------------
@@ -205,6 +201,8 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         bound = log.bind(node=node_id)
         conn = _Connection(node_id, register)
         await self._register(conn)
+        if (replaced := self._connections.get(node_id)) is not None:
+            self._fail_logs(replaced)
         self._connections[node_id] = conn  # a newer session of the node replaces an older one
         registered = agent_pb2.Registered(
             node_id=node_id,
@@ -231,9 +229,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            self._fail_logs(conn)
             if self._connections.get(node_id) is conn:
                 del self._connections[node_id]
-                self._fail_logs(node_id)
                 self.execs.node_gone(node_id)
             # The lease is left to run out: an agent back within the TTL keeps its node up.
             bound.info("agent session ended")
@@ -306,7 +304,8 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
                 await asyncio.sleep(0.5)
                 conn.dirty.set()
                 continue
-            tasks = assigned(listing.items)
+            # All of them, the ended history too: the agent keeps its containers (and logs) until it is pruned.
+            tasks = listing.items
             conn.links = network.linked_services(tasks)
             try:
                 linked = [

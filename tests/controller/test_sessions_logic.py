@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controller.sessions import apply_status, assigned, desired_view, recorded_shutdown
+from controller.sessions import apply_status, desired_view, recorded_shutdown
 from moorage.v1 import agent_pb2, types_pb2
 
 
@@ -24,14 +24,6 @@ def test_desired_view_ignores_observed_fields() -> None:
     assert desired_view([reported]) == desired_view([task])
     reported.desired_state = types_pb2.TASK_STATE_SHUTDOWN
     assert desired_view([reported]) != desired_view([task])
-
-
-def test_ended_history_is_not_assigned_but_stopping_tasks_are() -> None:
-    S = types_pb2.TaskState
-    live = types_pb2.Task(id="live", desired_state=S.TASK_STATE_RUNNING, observed_state=S.TASK_STATE_FAILED)
-    stopping = types_pb2.Task(id="stopping", desired_state=S.TASK_STATE_SHUTDOWN, observed_state=S.TASK_STATE_RUNNING)
-    ended = types_pb2.Task(id="ended", desired_state=S.TASK_STATE_SHUTDOWN, observed_state=S.TASK_STATE_FAILED)
-    assert [t.id for t in assigned([live, stopping, ended])] == ["live", "stopping"]
 
 
 def test_shutdown_report_keeps_an_earlier_exit_for_the_history() -> None:
