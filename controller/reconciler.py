@@ -4,8 +4,9 @@ Watch handlers only enqueue a key: ``service:<name>`` (that service may need a
 step), ``place`` (some task may wait for a node), ``node:<id>`` (its heartbeat
 may have expired) or ``resync`` (anything may have changed: enqueue every
 service, every node and ``place``). A worker takes a key, re-reads what it
-needs from etcd and commits one step as a transaction on the revisions it
-read; a conflict just means "read again". Errors back off and, after the
+needs (the service from etcd; tasks and nodes from the watch-fed cache, once it
+holds every change committed before the read: ``Cache.fresh``) and commits one
+step as a transaction on the revisions it read; a conflict just means "read again". Errors back off and, after the
 queue's retry limit, the reason is written on the service (``message``).
 
 Only the leader runs the workers (``lead``); every controller's watches may
@@ -21,6 +22,7 @@ import time
 import structlog
 
 from controller import placement
+from controller.cache import Cache
 from controller.clock import now
 from controller.errors import ConflictError
 from controller.liveness import check_node
@@ -90,9 +92,10 @@ def shut_down(task: types_pb2.Task) -> types_pb2.Task:
 
 class Reconciler:
     def __init__(
-        self, store: Store, *, workers: int = 2, node_ttl: float = 3.0, placement: Config = Config()
+        self, store: Store, cache: Cache, *, workers: int = 2, node_ttl: float = 3.0, placement: Config = Config()
     ) -> None:
         self._store = store
+        self._cache = cache
         self._placement = placement
         self._queue = WorkQueue()
         self._workers = workers
@@ -171,11 +174,10 @@ class Reconciler:
 
     async def _resync(self) -> None:
         services = await self._store.list_services()
-        tasks = await self._store.list_tasks()
-        nodes = await self._store.list_nodes()
-        for name in {s.spec.name for s in services.items} | {t.service for t in tasks.items}:
+        await self._cache.fresh()
+        for name in {s.spec.name for s in services.items} | {t.service for t in self._cache.tasks().items}:
             self.service_changed(name)
-        for node in nodes.items:
+        for node in self._cache.nodes().items:
             self.node_changed(node.id)
         self.placement_needed()
 
@@ -188,8 +190,9 @@ class Reconciler:
 
     async def _sync_service(self, name: str) -> None:
         service = await self._store.get_service(name)
-        tasks = (await self._store.list_tasks(service=name)).items
-        nodes = (await self._store.list_nodes()).items
+        await self._cache.fresh()
+        tasks = self._cache.tasks(service=name).items
+        nodes = self._cache.nodes().items
         usable = Nodes(
             down={n.id for n in nodes if n.state == types_pb2.NODE_STATE_DOWN},
             drained={n.id for n in nodes if n.availability == types_pb2.NODE_AVAILABILITY_DRAIN},
@@ -234,8 +237,8 @@ class Reconciler:
         return ops
 
     async def _place(self) -> None:
-        tasks = await self._store.list_tasks()
-        nodes = await self._store.list_nodes()
+        await self._cache.fresh()
+        tasks, nodes = self._cache.tasks(), self._cache.nodes()
         # Planning thousands of tasks takes a while: off the event loop, so
         # leases and sessions keep being served meanwhile.
         changed = await asyncio.to_thread(placement.step, nodes.items, tasks.items, self._placement, now())

@@ -13,6 +13,7 @@ import grpc
 import structlog
 
 from controller.api import ControlService
+from controller.cache import Cache
 from controller.events import EventHub
 from controller.leader import Election
 from controller.network import DEFAULT_CLUSTER_CIDR
@@ -63,8 +64,9 @@ async def serve(
     store = await Store.connect(etcd_endpoints)
     controller_id = controller_id or default_controller_id()
     events = EventHub()
-    sessions = Sessions(store, node_ttl=node_ttl, cluster_cidr=cluster_cidr, masquerade=masquerade)
-    reconciler = Reconciler(store, node_ttl=node_ttl, placement=placement)
+    cache = Cache(store)
+    sessions = Sessions(store, cache, node_ttl=node_ttl, cluster_cidr=cluster_cidr, masquerade=masquerade)
+    reconciler = Reconciler(store, cache, node_ttl=node_ttl, placement=placement)
     election = Election(store, controller_id, ttl=LEADER_TTL)
     server = grpc.aio.server(options=SERVER_OPTIONS)
     control_pb2_grpc.add_ControlServicer_to_server(ControlService(store, sessions, events, election), server)
@@ -74,8 +76,7 @@ async def serve(
         for address in listen:
             if server.add_insecure_port(address) == 0:
                 raise OSError(f"cannot listen on {address}")
-        for prefix, handle in Router(reconciler, sessions, events).handlers().items():
-            background.append(asyncio.create_task(follow(store, prefix, handle), name=f"watch {prefix}"))
+        background.append(asyncio.create_task(follow(store, cache, Router(reconciler, sessions, events)), name="watch"))
         await server.start()
         background.append(asyncio.create_task(election.run(reconciler.lead), name="election"))
         log.info("controller ready", listen=list(listen), etcd=store.endpoint, id=controller_id, node_ttl=node_ttl)

@@ -28,6 +28,7 @@ import grpc
 import structlog
 
 from controller import network
+from controller.cache import Cache
 from controller.clock import now
 from controller.errors import StoreError
 from controller.exec import ExecRouter
@@ -104,12 +105,14 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
     def __init__(
         self,
         store: Store,
+        cache: Cache,
         *,
         node_ttl: float = 3.0,
         cluster_cidr: str = network.DEFAULT_CLUSTER_CIDR,
         masquerade: bool = True,
     ) -> None:
         self._store = store
+        self._cache = cache  # assignments are read from it: a node's tasks, not every task
         self._cluster_cidr = str(network.check_cluster_cidr(cluster_cidr))
         self._masquerade = masquerade
         self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
@@ -298,7 +301,8 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             await conn.dirty.wait()
             conn.dirty.clear()
             try:
-                listing = await self._store.list_tasks(node_id=conn.node_id)
+                await self._cache.fresh()
+                listing = self._cache.tasks(node_id=conn.node_id)
             except Exception:
                 log.warning("could not read assignments, retrying", node=conn.node_id, exc_info=True)
                 await asyncio.sleep(0.5)
@@ -307,16 +311,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             # All of them, the ended history too: the agent keeps its containers (and logs) until it is pruned.
             tasks = listing.items
             conn.links = network.linked_services(tasks)
-            try:
-                linked = [
-                    network.endpoints(service, (await self._store.list_tasks(service=service)).items)
-                    for service in conn.links
-                ]
-            except StoreError:
-                log.warning("could not read linked services, retrying", node=conn.node_id, exc_info=True)
-                await asyncio.sleep(0.5)
-                conn.dirty.set()
-                continue
+            linked = [network.endpoints(service, self._cache.tasks(service=service).items) for service in conn.links]
             view = (desired_view(tasks), [e.SerializeToString(deterministic=True) for e in linked])
             if view == sent:
                 continue

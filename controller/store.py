@@ -34,6 +34,7 @@ TASKS = PREFIX + "tasks/"
 NODES = PREFIX + "nodes/"
 ALIVE = PREFIX + "alive/"
 LEADER = PREFIX + "leader"
+REVISION_PROBE = PREFIX + "revision"  # no key is written there: reading it costs nothing but answers the revision
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -95,11 +96,12 @@ class Listing(Generic[M]):
 
 @dataclass(frozen=True)
 class Change:
-    """One key changed: its value now (``None`` once deleted) and before."""
+    """One key changed at etcd ``revision``: its value now (``None`` once deleted) and before."""
 
     key: str
     value: bytes | None
     prev: bytes | None
+    revision: int = 0
 
 
 def _converted(error: Exception) -> StoreError:
@@ -224,6 +226,11 @@ class Store:
     async def get_node(self, node_id: str) -> types_pb2.Node | None:
         return await self._get(types_pb2.Node, node_key(node_id))
 
+    async def revision(self) -> int:
+        """etcd's current revision: every write committed before this call is at or below it."""
+        result = await self._call(lambda c: c.get_prefix(REVISION_PROBE.encode(), keys_only=True))
+        return int(result.header.revision)
+
     async def list_services(self) -> Listing[types_pb2.Service]:
         return await self._list(types_pb2.Service, SERVICES)
 
@@ -304,7 +311,7 @@ class Store:
                 deleted = event.kind == aetcd.EventKind.DELETE
                 # etcd sends an empty prev_kv (no key) when the key was created
                 prev = event.prev_kv.value if event.prev_kv is not None and event.prev_kv.key else None
-                yield Change(event.kv.key.decode(), None if deleted else event.kv.value, prev)
+                yield Change(event.kv.key.decode(), None if deleted else event.kv.value, prev, event.kv.mod_revision)
         except _FAILURES as e:
             raise StoreUnavailableError(f"watch {prefix}: {e or type(e).__name__}") from e
         finally:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 import structlog
 
+from controller.cache import Cache
 from controller.errors import StoreError
 from controller.events import EventHub, leader_event, node_events, task_events
 from controller.reconciler import Reconciler
 from controller.sessions import Sessions
-from controller.store import ALIVE, LEADER, NODES, SERVICES, TASKS, Change, Store
+from controller.store import ALIVE, LEADER, NODES, PREFIX, SERVICES, TASKS, Change, Store
 from moorage.v1 import types_pb2
 
 log = structlog.get_logger("controller.watches")
@@ -78,20 +79,33 @@ class Router:
     def handlers(self) -> dict[str, Handler]:
         return {SERVICES: self.service, NODES: self.node, TASKS: self.task, ALIVE: self.alive, LEADER: self.leader_key}
 
+    def route(self, change: Change | None) -> None:
+        """``change`` to the handler of its prefix; ``None`` (anything may have changed) to all."""
+        for prefix, handle in self.handlers().items():
+            if change is None or change.key.startswith(prefix):
+                handle(change)
 
-async def follow(store: Store, prefix: str, handle: Handler, *, max_delay: float = 5.0) -> None:
-    """Feed every change under ``prefix`` to ``handle`` until cancelled.
 
-    A broken watch is re-created after a growing pause; each new watch starts
-    with ``None`` (anything may have changed meanwhile), so nothing is missed.
+async def follow(store: Store, cache: Cache, router: Router, *, max_delay: float = 5.0) -> None:
+    """Feed every change under the store's prefix to ``cache``, then to ``router``, until cancelled.
+
+    One watch for every prefix: its changes come in revision order, so the cache
+    knows up to which revision it is complete (see ``Cache.fresh``). A broken
+    watch is re-created after a growing pause; each new watch starts with
+    ``None`` (anything may have changed meanwhile): the cache is filled afresh
+    before the handlers hear of it, so nothing is missed.
     """
     delay = 0.1
     while True:
         try:
-            async for change in store.watch(prefix):
-                handle(change)
+            async for change in store.watch(PREFIX):
+                if change is None:
+                    await cache.reload()
+                else:
+                    cache.apply(change)
+                router.route(change)
                 delay = 0.1
         except StoreError as e:
-            log.warning("watch broke, re-creating", prefix=prefix, error=str(e), retry_in=delay)
+            log.warning("watch broke, re-creating", prefix=PREFIX, error=str(e), retry_in=delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
