@@ -187,10 +187,13 @@ class Dockerd:
 
     def start(self) -> None:
         self.home.mkdir(parents=True)
+        config = self.home / "daemon.json"  # its identity key here too, not in /etc/docker
+        config.write_text(json.dumps({"deprecated-key-path": str(self.home / "key.json")}))
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                ["dockerd", "--data-root", str(self.home / "data"), "--exec-root", str(self.home / "exec"),
-                 "--pidfile", str(self.home / "dockerd.pid"), "-H", f"unix://{self.socket}"],
+                ["dockerd", "--config-file", str(config), "--data-root", str(self.home / "data"),
+                 "--exec-root", str(self.home / "exec"), "--pidfile", str(self.home / "dockerd.pid"),
+                 "-H", f"unix://{self.socket}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         process = self.process
