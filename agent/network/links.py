@@ -3,7 +3,8 @@
 A container's network namespace is made and configured by the calling thread:
 it unshares a new one (only that thread moves), pins it with a bind mount on
 ``/run/netns/moorc-<time>-<random>``, brings up lo, eth0 and the default route from
-inside, and returns to the agent's namespace. No process is forked. The
+inside, and returns to the agent's namespace. No process is forked, and these requests
+of every start go through agent.network.rtnl rather than pyroute2 (see there). The
 runtime joins the pinned namespace at every start of the container; the agent
 drops the pin when the container is removed.
 
@@ -20,6 +21,7 @@ import hashlib
 import ipaddress
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from agent.network import rtnl
 from agent.network.ipam import gateway
 from agent.runtime import syscalls as sc
 
@@ -53,6 +56,14 @@ def _index(ipr: IPRoute, name: str) -> int | None:
         if err.code == errno.ENODEV:
             return None
         raise
+
+
+def _name_index(name: str) -> int | None:
+    """The interface's index in the calling thread's namespace (an ioctl, no netlink), None if none."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
 
 
 def ensure_bridge(subnet: ipaddress.IPv4Network) -> None:
@@ -132,25 +143,20 @@ def create_netns(pin: Path, veth: str, address: ipaddress.IPv4Interface | None) 
     route via the subnet's gateway, and whose outside end ``veth`` is a port of the bridge.
     """
     try:
-        with IPRoute() as host:
-            bridge = _index(host, BRIDGE)
-            if address is not None and bridge is None:
-                raise RuntimeError(f"bridge {BRIDGE} is missing")
-            with inside(pin, create=True) as home, IPRoute() as ns:
-                lo = _index(ns, "lo")
-                assert lo is not None
-                ns.link("set", index=lo, state="up")
-                if address is not None:
-                    ns.link("add", ifname=CONTAINER_IFNAME, kind="veth", peer={"ifname": veth, "net_ns_fd": home})
-                    eth0 = _index(ns, CONTAINER_IFNAME)
-                    assert eth0 is not None
-                    ns.addr("add", index=eth0, address=str(address.ip), prefixlen=address.network.prefixlen)
-                    ns.link("set", index=eth0, state="up")
-                    ns.route("add", dst="default", gateway=str(gateway(address.network)))
+        bridge = _name_index(BRIDGE) if address is not None else None
+        if address is not None and bridge is None:
+            raise RuntimeError(f"bridge {BRIDGE} is missing")
+        with inside(pin, create=True) as home, rtnl.Socket() as ns:
+            ns.set_up(socket.if_nametoindex("lo"))
             if address is not None:
-                index = _index(host, veth)
-                assert index is not None
-                host.link("set", index=index, master=bridge, state="up")
+                ns.add_veth(CONTAINER_IFNAME, veth, home)
+                eth0 = socket.if_nametoindex(CONTAINER_IFNAME)
+                ns.add_address(eth0, address)
+                ns.set_up(eth0)
+                ns.add_default_route(gateway(address.network))
+        if address is not None:
+            with rtnl.Socket() as host:
+                host.set_up(socket.if_nametoindex(veth), master=bridge)
     except BaseException:
         remove_netns(pin)
         remove_link(veth)
