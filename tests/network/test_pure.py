@@ -118,3 +118,13 @@ def test_records_round_trip_and_keep_the_cursor(tmp_path: Path) -> None:
     again.delete("c1")
     assert again.get("c1") is None and again.all() == []
     assert str(PortMapping(8080, 80, "udp")) == "8080:80/udp"
+
+
+def test_a_record_torn_by_a_machine_crash_reads_as_none(tmp_path: Path) -> None:
+    records = Records(tmp_path)
+    kept = Attachment("c1", "bridge", "10.244.3.2", "moorv1", "/run/netns/moorc-1")
+    records.put(kept)
+    (tmp_path / "attachments" / "c2.json").write_text("")  # the rename landed, the data did not
+    (tmp_path / "attachments" / "c3.json").write_text('{"mode": "bridge"}')
+    assert records.get("c2") is None and records.get("c3") is None
+    assert records.all() == [kept]
