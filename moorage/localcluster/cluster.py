@@ -419,7 +419,7 @@ class LocalCluster:
     def logs(self) -> str:
         """Every daemon's last log lines, for a failing test's report."""
         parts = []
-        for daemon in [*(c.daemon for c in self.controllers), *(a.daemon for a in self.agents)]:
+        for daemon in [*self.etcd_daemons, *(c.daemon for c in self.controllers), *(a.daemon for a in self.agents)]:
             if daemon is not None:
                 parts.append(f"--- {daemon.name} ---\n{daemon.tail(40)}")
         return "\n".join(parts)
