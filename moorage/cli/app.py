@@ -4,8 +4,6 @@ Shell completion comes from Typer: ``moor --install-completion`` (bash, zsh, fis
 or ``moor --show-completion bash`` to see the script.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

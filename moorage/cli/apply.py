@@ -1,7 +1,5 @@
 """`moor apply` and `moor diff`: manifests against the cluster."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -41,7 +39,7 @@ TimeoutOption = Annotated[
 ]
 
 
-def load_against(client: ControlClient, files: list[Path]) -> tuple[list[Loaded], dict[str, types_pb2.Service]]:
+def load_against(client: "ControlClient", files: list[Path]) -> "tuple[list[Loaded], dict[str, types_pb2.Service]]":
     """The manifests, checked (links, volumes_from) against what the cluster has; and what it has."""
     from moorage.manifest import check_references, load
 
@@ -51,7 +49,7 @@ def load_against(client: ControlClient, files: list[Path]) -> tuple[list[Loaded]
     return loaded, existing
 
 
-def planned_action(spec: types_pb2.ServiceSpec, existing: dict[str, types_pb2.Service]) -> str:
+def planned_action(spec: "types_pb2.ServiceSpec", existing: "dict[str, types_pb2.Service]") -> str:
     if spec.name not in existing:
         return "created"
     return "unchanged" if existing[spec.name].spec == spec else "updated"

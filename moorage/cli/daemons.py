@@ -4,8 +4,6 @@ Their implementations (and asyncio, structlog, the scheduler) are imported only 
 the command runs, so `moor get` does not load a container runtime.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Literal
 

@@ -6,8 +6,6 @@ runtime messages). A node shows its resources and the tasks on it. Each ends wit
 the recent events the answering controller has seen about it (describing.py prints).
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`moor events`: what happens in the cluster, as it happens."""
 
-from __future__ import annotations
-
 import json
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +13,7 @@ if TYPE_CHECKING:
     from moorage.v1 import types_pb2
 
 
-def format_event(event: types_pb2.Event) -> str:
+def format_event(event: "types_pb2.Event") -> str:
     """``2024-05-01T12:00:00Z task started id=… service=web node=h1: message``."""
     parts = [event.time.ToJsonString(), event.kind, event.action]
     parts += [f"{key}={value}" for key, value in (("id", event.id), ("service", event.service),

@@ -7,8 +7,6 @@ local one is put in raw mode and its size follows SIGWINCH.
 The command's exit code becomes moor's.
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import queue
@@ -33,7 +31,7 @@ if TYPE_CHECKING:
 _CLOSE = None
 
 
-def terminal_size() -> control_pb2.TerminalSize:
+def terminal_size() -> "control_pb2.TerminalSize":
     from moorage.v1 import control_pb2
 
     size = shutil.get_terminal_size()
@@ -119,7 +117,7 @@ def _pair(item: str) -> tuple[str, str]:
     return key, value
 
 
-def _send_stdin(inputs: queue.Queue[control_pb2.ExecInput | None]) -> None:
+def _send_stdin(inputs: "queue.Queue[control_pb2.ExecInput | None]") -> None:
     from moorage.v1 import control_pb2
 
     fd = sys.stdin.fileno()

@@ -3,8 +3,6 @@
 ``--watch`` redraws the listing whenever it changes, until interrupted (listing.py does the work).
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -5,8 +5,6 @@ a directory and not an API: run them on the host, as root. Registry commands tak
 same registry settings as the agent (see registry_options.py).
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,13 +34,13 @@ container_app = typer.Typer(
 )
 
 
-def _store(state_dir: Path) -> ImageStore:
+def _store(state_dir: Path) -> "ImageStore":
     from agent.runtime.images import ImageStore
 
     return ImageStore(state_dir / "images")
 
 
-def _runtime(state_dir: Path, store: ImageStore) -> Runtime:
+def _runtime(state_dir: Path, store: "ImageStore") -> "Runtime":
     from agent.runtime.containers import Runtime
 
     return Runtime(state_dir, store)
@@ -64,7 +62,7 @@ def _image_errors() -> Iterator[None]:
 class _BlobProgress:
     """Pull and push progress, one Rich bar per blob, on stderr."""
 
-    def __init__(self, progress: Progress, verb: str) -> None:
+    def __init__(self, progress: "Progress", verb: str) -> None:
         self.progress = progress
         self.verb = verb
         self.tasks: dict[str, Any] = {}
@@ -98,7 +96,7 @@ def _size(n: int) -> str:
     return f"{value:.1f} GB"
 
 
-def _echo_image(image: Image) -> None:
+def _echo_image(image: "Image") -> None:
     typer.echo(f"{image.reference} {image.digest}")
 
 

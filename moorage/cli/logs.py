@@ -5,8 +5,6 @@ With ``--follow`` on a service, tasks that start later (replacements, scale-ups)
 are followed too (logstreams.py does the work).
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import Annotated
 

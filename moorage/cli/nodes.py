@@ -1,7 +1,5 @@
 """`moor node ls|inspect|drain|activate|pause|label`: the hosts of the cluster."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -51,7 +49,7 @@ def node_inspect(
 
 
 def _set_availability(
-    controller: str | None, node: str, value: types_pb2.NodeAvailability.ValueType, verb: str
+    controller: str | None, node: str, value: "types_pb2.NodeAvailability.ValueType", verb: str
 ) -> None:
     from moorage.cli.lookup import find_node
 

@@ -1,7 +1,5 @@
 """Commands that remove or resize services: delete, scale."""
 
-from __future__ import annotations
-
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -70,7 +68,7 @@ def delete(
         raise typer.Exit(EXIT_NOT_FOUND)
 
 
-def _drained(client: ControlClient, name: str) -> Check:
+def _drained(client: "ControlClient", name: str) -> "Check":
     from moorage.cli.waiting import drain_check
 
     return drain_check(name, client.list_tasks(name))
