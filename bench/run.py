@@ -49,7 +49,7 @@ from typing import Any
 
 from agent.network import BRIDGE_MODE, NONE_MODE, NodeNetwork, netns_path
 from agent.network.etcfiles import write
-from agent.network.links import NETNS_DIR
+from agent.network.links import share_pin_dir
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime
 from agent.runtime import syscalls as sc
 from bench.runtime import mount_rootfs, oci_config, percentile, private_mount_namespace
@@ -85,19 +85,6 @@ def unmount_under(path: Path) -> None:
             sc.umount2(point, sc.MNT_DETACH)
         except OSError:
             pass  # gone with a parent detached before it
-
-
-def shared_pin_dir() -> None:
-    """Make /run/netns a shared mount of this (private) mount namespace, as iproute2 makes it on a host.
-
-    A pin mounted there must reach the mount namespaces copied before it was made: the fork
-    server's standby PID 1 makes its own in advance, then joins the container's pin by path.
-    ``private_mount_namespace`` made every mount private, the host's shared /run/netns too.
-    """
-    NETNS_DIR.mkdir(parents=True, exist_ok=True)
-    if not NETNS_DIR.is_mount():
-        sc.mount(str(NETNS_DIR), NETNS_DIR, None, sc.MS_BIND)
-    sc.mount(None, NETNS_DIR, None, sc.MS_SHARED)
 
 
 # -- Moorage -----------------------------------------------------------------------------
@@ -276,7 +263,7 @@ def main(argv: list[str]) -> None:
     moorage_log.configure(json=False, level=logging.WARNING)  # not two lines of the agent's per container
     home_net = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     private_mount_namespace()
-    shared_pin_dir()
+    share_pin_dir()  # private_mount_namespace made the host's shared /run/netns private
     sc.unshare(sc.CLONE_NEWNET)  # this thread, and the processes it starts from now on
     work = Path(tempfile.mkdtemp(prefix="moorage-bench-run-"))
     runtime: Runtime | None = None

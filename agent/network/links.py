@@ -41,6 +41,7 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 PIN_PREFIX = "moorc-"
 ORPHAN_AGE = 10.0  # seconds; a setup takes milliseconds
 _THREAD_NETNS = "/proc/thread-self/ns/net"
+_shared: set[tuple[int, Path]] = set()  # (mount namespace, directory) made shared by share_pin_dir
 
 
 def host_veth(container_id: str) -> str:
@@ -112,7 +113,7 @@ def inside(pin: str | Path, *, create: bool = False) -> Iterator[int]:
     home = os.open(_THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if create:
-            NETNS_DIR.mkdir(parents=True, exist_ok=True)
+            share_pin_dir(Path(pin).parent)
             Path(pin).touch(mode=0o444, exist_ok=False)
             sc.unshare(sc.CLONE_NEWNET)
         else:
@@ -129,6 +130,39 @@ def inside(pin: str | Path, *, create: bool = False) -> Iterator[int]:
             sc.setns(home, sc.CLONE_NEWNET)
     finally:
         os.close(home)
+
+
+def share_pin_dir(directory: Path = NETNS_DIR) -> None:
+    """Make ``directory`` a shared mount (a bind mount of itself first if it is none), as iproute2 does.
+
+    A pin mounted there must reach the mount namespaces copied before it was made: the
+    fork server's standby PID 1 makes its own in advance, then joins the container's pin
+    by path, and on a private /run/netns it would find the empty file under the pin
+    (setns: EINVAL). Hosts where iproute2 or systemd made the directory shared need nothing.
+    """
+    key = (os.stat("/proc/self/ns/mnt").st_ino, directory)
+    if key in _shared:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    fields = _mountinfo_fields(directory)
+    if fields is None:
+        sc.mount(str(directory), directory, None, sc.MS_BIND)
+    if fields is None or not any(f.startswith("shared:") for f in fields):
+        sc.mount(None, directory, None, sc.MS_SHARED)
+    _shared.add(key)
+
+
+def _mountinfo_fields(directory: Path) -> list[str] | None:
+    """The optional fields (propagation) of the topmost mount at ``directory``, None if it is no mount point.
+
+    (``Path.is_mount`` cannot tell: a bind mount of a directory onto itself keeps its device.)
+    """
+    found = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        parts = line.split()
+        if parts[4] == str(directory):
+            found = parts[6 : parts.index("-")]
+    return found
 
 
 def new_pin() -> Path:

@@ -63,6 +63,8 @@ def _check_host_port(address: str, mapping: PortMapping) -> None:
 class NodeNetwork:
     def __init__(self, state_dir: Path, host_address: str) -> None:
         self._records = Records(state_dir / "network")
+        # Before the fork server copies its first standby's mount namespace (see share_pin_dir).
+        links.share_pin_dir()
         self.host_address = host_address
         self.config: NodeConfig | None = None
         self._lock = threading.Lock()  # address leases and port publication
