@@ -1,6 +1,7 @@
 """What a person waits for at the `moor` prompt, beside a Go CLI doing the same here.
 
-- startup: `moor version --client` (imports only) beside `etcdctl version`;
+- startup: `moor version --client` and `moor --help` beside `etcdctl version` and
+  `etcdctl --help`, and beside the floor of any Typer CLI: `python -c "import typer"`;
 - a read against a live one-host cluster: `moor get nodes` (CLI → controller →
   etcd) beside `etcdctl get --prefix /moorage/nodes/` (CLI → etcd directly);
 - validation: loading a file of 200 services through the manifest model beside
@@ -14,6 +15,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -84,8 +86,13 @@ def main(argv: list[str]) -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="moorage-bench-cli-") as tmp:
         work = Path(tmp)
-        rows.append(row("`moor version --client` (startup)", timed(run([MOOR, "version", "--client"])),
+        version = timed(run([MOOR, "version", "--client"]))
+        rows.append(row("`moor version --client` (startup)", version,
                         "`etcdctl version`", timed(run([ETCDCTL, "version"]))))  # fmt: skip
+        rows.append(row("`moor --help`", timed(run([MOOR, "--help"])),
+                        "`etcdctl --help`", timed(run([ETCDCTL, "--help"]))))  # fmt: skip
+        rows.append(row("`moor version --client`", version,
+                        '`python -c "import typer"` (floor)', timed(run([sys.executable, "-c", "import typer"]))))  # fmt: skip
 
         path = manifest_file(work)
         text = path.read_text()
