@@ -9,6 +9,10 @@ holds every change committed before the read: ``Cache.fresh``) and commits one
 step as a transaction on the revisions it read; a conflict just means "read again". Errors back off and, after the
 queue's retry limit, the reason is written on the service (``message``).
 
+The keys are independent (the queue never hands one key to two workers), and
+a step mostly waits on etcd round trips, so several workers take a burst of
+services (one apply of ten) side by side rather than one after another.
+
 Only the leader runs the workers (``lead``); every controller's watches may
 enqueue, and a new leader starts with a resync, so it resumes from etcd alone.
 """
@@ -92,7 +96,7 @@ def shut_down(task: types_pb2.Task) -> types_pb2.Task:
 
 class Reconciler:
     def __init__(
-        self, store: Store, cache: Cache, *, workers: int = 2, node_ttl: float = 3.0, placement: Config = Config()
+        self, store: Store, cache: Cache, *, workers: int = 8, node_ttl: float = 3.0, placement: Config = Config()
     ) -> None:
         self._store = store
         self._cache = cache
