@@ -327,11 +327,12 @@ def _copy_tree(source: Path, target: Path, root: Path, rules: list[ignore.Rule],
                owner: tuple[int, int] | None) -> None:
     """Copy the contents of ``source`` into ``target``, leaving out what .dockerignore names."""
     target.mkdir(parents=True, exist_ok=True)
+    directories: list[tuple[Path, Path]] = []
     for dirpath, dirnames, filenames in os.walk(source):
         here = Path(dirpath)
         out = target / here.relative_to(source)
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copystat(here, out)
+        directories.append((here, out))
         if owner is not None:
             os.chown(out, *owner)
         for name in [*filenames, *(d for d in dirnames if (here / d).is_symlink())]:
@@ -341,6 +342,10 @@ def _copy_tree(source: Path, target: Path, root: Path, rules: list[ignore.Rule],
             mode = path.lstat().st_mode
             if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
                 _copy_file(path, out / name, owner)
+    # The directories' times last, deepest first: what is copied into a directory sets its
+    # mtime to now, and the staged layer (the step's cache key) must not depend on the second.
+    for here, out in reversed(directories):
+        shutil.copystat(here, out)
 
 
 # The mtime of directories a COPY makes on its own (not copied from the context). A
