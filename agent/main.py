@@ -45,6 +45,7 @@ FENCE_CHECK = 0.1  # seconds between looks at the fence clock
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 1000),
     ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.http2.ping_timeout_ms", 2000),  # current gRPC Core waits this long for an ack, not the above
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]

@@ -17,6 +17,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 import structlog
@@ -27,39 +28,51 @@ from moorage.v1 import agent_pb2, control_pb2, types_pb2
 log = structlog.get_logger("controller.exec")
 
 Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
-Send = Callable[[str, agent_pb2.ControllerMessage], bool]
+
+
+class Session(Protocol):
+    """An agent session: where an exec call's relays go."""
+
+    node_id: str
+
+    def send(self, message: agent_pb2.ControllerMessage) -> None: ...
+
+
+SessionOf = Callable[[str], Session | None]
 
 
 @dataclass
 class _Route:
-    node_id: str
+    session: Session  # the one the call went out on: only that agent knows the request
     sink: asyncio.Queue[agent_pb2.ExecChunk]
 
 
 class ExecRouter:
-    """Which open exec call each ExecChunk belongs to."""
+    """Which open exec call each ExecChunk belongs to, and on which session it runs."""
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    def __init__(self, session_of: SessionOf) -> None:
+        self._session_of = session_of  # a node's current session, if it has one
         self._routes: dict[str, _Route] = {}
 
     def open(self, node_id: str, relay: agent_pb2.ExecRelay, sink: asyncio.Queue[agent_pb2.ExecChunk]) -> bool:
-        self._routes[relay.request_id] = _Route(node_id, sink)
-        if self._send(node_id, agent_pb2.ControllerMessage(exec=relay)):
-            return True
-        del self._routes[relay.request_id]
-        return False
+        """Start ``relay`` on ``node_id``'s session; False if the node has none."""
+        session = self._session_of(node_id)
+        if session is None:
+            return False
+        self._routes[relay.request_id] = _Route(session, sink)
+        session.send(agent_pb2.ControllerMessage(exec=relay))
+        return True
 
     def forward(self, request_id: str, relay: agent_pb2.ExecRelay) -> None:
         route = self._routes.get(request_id)
         if route is not None:
             relay.request_id = request_id
-            self._send(route.node_id, agent_pb2.ControllerMessage(exec=relay))
+            route.session.send(agent_pb2.ControllerMessage(exec=relay))
 
     def close(self, request_id: str) -> None:
         route = self._routes.pop(request_id, None)
         if route is not None:
-            self._send(route.node_id, agent_pb2.ControllerMessage(
+            route.session.send(agent_pb2.ControllerMessage(
                 exec=agent_pb2.ExecRelay(request_id=request_id, close=True)))
 
     def route(self, chunk: agent_pb2.ExecChunk) -> None:
@@ -68,11 +81,14 @@ class ExecRouter:
         if route is not None:
             route.sink.put_nowait(chunk)
 
-    def node_gone(self, node_id: str) -> None:
+    def session_ended(self, session: Session) -> None:
+        """End the calls that went out on ``session``: its stream is gone, or a newer session of the
+        node replaced it (an agent restarted before the old stream was seen to break never answers)."""
         for request_id, route in list(self._routes.items()):
-            if route.node_id == node_id:
+            if route.session is session:
                 del self._routes[request_id]
-                route.sink.put_nowait(agent_pb2.ExecChunk(request_id=request_id, error=f"node {node_id} disconnected"))
+                route.sink.put_nowait(
+                    agent_pb2.ExecChunk(request_id=request_id, error=f"node {session.node_id} disconnected"))
 
 
 def _start_relay(start: control_pb2.ExecStart) -> agent_pb2.ExecStartRelay:

@@ -29,13 +29,19 @@ log = structlog.get_logger("controller")
 SHUTDOWN_GRACE = 2.0
 DEFAULT_NODE_TTL = 3.0
 LEADER_TTL = 2
-# Agents ping their session every second or so (see agent.main); let them.
+# Both ends of an agent session ping it, so a silent peer (a killed host, a cut link) ends
+# the stream within a few seconds: its log and exec routes end then, not at the node's TTL.
+# Agents ping every second or so (agent.main.CHANNEL_OPTIONS): let them, however idle the
+# stream. In current gRPC Core the wait for a ping's ack is ping_timeout_ms (60 s by default),
+# keepalive_timeout_ms alone does not end the transport; and pings go on without data frames.
 SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 500),
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.keepalive_time_ms", 2000),
     ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.http2.ping_timeout_ms", 2000),
+    ("grpc.http2.max_pings_without_data", 0),
 ]
 
 

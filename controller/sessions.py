@@ -20,7 +20,6 @@ the TTL finds its node still up. Any controller may hold any node's session.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +36,8 @@ from controller.store import Put, Store, alive_key, node_key, retry_on_conflict,
 from moorage.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 log = structlog.get_logger("controller.sessions")
+
+MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the most reports one transaction records
 
 
 def apply_status(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb2.Task:
@@ -64,6 +65,18 @@ def recorded_shutdown(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> typ
     updated = apply_status(task, status)
     if not status.HasField("finished_at"):
         updated.finished_at.CopyFrom(now())
+    return updated
+
+
+def recorded(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb2.Task | None:
+    """``task`` as it is to be written with its agent's report, stamped; None if the report changes nothing."""
+    if task.desired_state == types_pb2.TASK_STATE_SHUTDOWN and status.state == types_pb2.TASK_STATE_SHUTDOWN:
+        updated = recorded_shutdown(task, status)
+    else:
+        updated = apply_status(task, status)
+    if updated == task:
+        return None
+    updated.updated_at.CopyFrom(now())
     return updated
 
 
@@ -118,7 +131,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
         self._connections: dict[str, _Connection] = {}
         self._log_routes: dict[str, _LogRoute] = {}
-        self.execs = ExecRouter(self._send_to)  # Control.Exec calls relayed over the sessions
+        self.execs = ExecRouter(self._connections.get)  # Control.Exec calls relayed over the sessions
 
     # -- notifications from the task watch -------------------------------------------
 
@@ -158,14 +171,6 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         if route is not None and (conn := self._connections.get(route.conn.node_id)) is not None:
             conn.send(agent_pb2.ControllerMessage(logs_query=agent_pb2.LogsQuery(request_id=request_id, cancel=True)))
 
-    def _send_to(self, node_id: str, message: agent_pb2.ControllerMessage) -> bool:
-        """Queue ``message`` on ``node_id``'s session; False if it has none."""
-        conn = self._connections.get(node_id)
-        if conn is None:
-            return False
-        conn.send(message)
-        return True
-
     def _route_logs(self, chunk: agent_pb2.LogChunk) -> None:
         route = self._log_routes.get(chunk.request_id)
         if route is None:
@@ -174,9 +179,11 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             del self._log_routes[chunk.request_id]
         route.sink.put_nowait(chunk)
 
-    def _fail_logs(self, conn: _Connection) -> None:
-        """End the queries that went out on ``conn``: its stream is gone, or a newer session of the
-        node replaced it (an agent restarted before the old stream was seen to break never answers)."""
+    def _end_routes(self, conn: _Connection) -> None:
+        """End the log queries and exec calls that went out on ``conn``: its stream is gone, or a newer
+        session of the node replaced it (an agent restarted before the old stream was seen to break
+        never answers)."""
+        self.execs.session_ended(conn)
         for request_id, route in list(self._log_routes.items()):
             if route.conn is conn:
                 del self._log_routes[request_id]
@@ -205,7 +212,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         conn = _Connection(node_id, register)
         await self._register(conn)
         if (replaced := self._connections.get(node_id)) is not None:
-            self._fail_logs(replaced)
+            self._end_routes(replaced)
         self._connections[node_id] = conn  # a newer session of the node replaces an older one
         registered = agent_pb2.Registered(
             node_id=node_id,
@@ -229,15 +236,16 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             async for message in messages:
                 await self._receive(conn, message)
         finally:
+            # Everything that must happen is done before the first await: once its peer is gone,
+            # gRPC cancels this handler, and that cancellation lands in whatever it awaits next.
+            self._end_routes(conn)
+            if self._connections.get(node_id) is conn:
+                del self._connections[node_id]
+            # The lease is left to run out: an agent back within the TTL keeps its node up.
+            bound.info("agent session ended")
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            self._fail_logs(conn)
-            if self._connections.get(node_id) is conn:
-                del self._connections[node_id]
-                self.execs.node_gone(node_id)
-            # The lease is left to run out: an agent back within the TTL keeps its node up.
-            bound.info("agent session ended")
 
     async def _register(self, conn: _Connection) -> None:
         """Mark the node alive (a fresh lease) and READY, keeping what the
@@ -355,27 +363,58 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             log.warning("unexpected agent message", node=conn.node_id, kind=kind)
 
     async def _record(self, conn: _Connection) -> None:
-        """Write the agent's reports to etcd, in the background of the session."""
+        """Write the agent's reports to etcd, in the background of the session.
+
+        Whatever arrived since the last write is one burst, recorded in one transaction
+        (``MAX_TXN_OPS`` reports at most): an apply's thirty containers starting at
+        once cost a few transactions, not a read and a transaction each.
+        """
         while True:
             await conn.reported.wait()
             conn.reported.clear()
-            batch, conn.statuses = conn.statuses, {}
-            for status in batch.values():
+            batch, conn.statuses = list(conn.statuses.values()), {}
+            for start in range(0, len(batch), MAX_TXN_OPS):
+                burst = batch[start : start + MAX_TXN_OPS]
                 try:
-                    await retry_on_conflict(functools.partial(self._record_status, conn.node_id, status))
+                    await self._record_burst(conn.node_id, burst)
                 except Exception:
-                    log.error("could not record task status", node=conn.node_id, task=status.task_id, exc_info=True)
+                    tasks = [status.task_id for status in burst]
+                    log.error("could not record task statuses", node=conn.node_id, tasks=tasks, exc_info=True)
 
-    async def _record_status(self, node_id: str, status: agent_pb2.TaskStatus) -> None:
-        task = await self._store.get_task(status.task_id)
-        if task is None or task.node_id != node_id:
-            log.info("ignoring status of a task this node does not hold", node=node_id, task=status.task_id)
-            return
-        if task.desired_state == types_pb2.TASK_STATE_SHUTDOWN and status.state == types_pb2.TASK_STATE_SHUTDOWN:
-            updated = recorded_shutdown(task, status)
-        else:
-            updated = apply_status(task, status)
-        if updated == task:
-            return
-        updated.updated_at.CopyFrom(now())
-        await self._store.commit([Put(task_key(task.id), updated, task.version)])
+    async def _record_burst(self, node_id: str, statuses: list[agent_pb2.TaskStatus]) -> None:
+        """Write the tasks these reports change in one transaction comparing each one's revision.
+
+        The tasks are read from the cache as it is when every report changes its task: a stale
+        read then only fails the compare. A report that would change nothing (or whose task the
+        cache does not hold) is decided on a read as fresh as etcd, as is every retry after a
+        conflict, which drops the reports that no longer change anything and recomputes the
+        tasks that moved; the others are written as before.
+        """
+        attempts = 0
+
+        async def step() -> None:
+            nonlocal attempts
+            first, attempts = attempts == 0, attempts + 1
+            if not first:  # a conflict: the cache was behind etcd
+                await self._cache.fresh()
+            puts = self._changes(node_id, statuses, final=not first)
+            if first and len(puts) < len(statuses):
+                await self._cache.fresh()
+                puts = self._changes(node_id, statuses, final=True)
+            if puts:
+                await self._store.commit(puts)
+
+        await retry_on_conflict(step)
+
+    def _changes(self, node_id: str, statuses: list[agent_pb2.TaskStatus], *, final: bool) -> list[Put]:
+        """The writes ``statuses`` make to the cached tasks of ``node_id``; ``final``: log the ignored ones."""
+        held = {task.id: task for task in self._cache.tasks(node_id=node_id).items}
+        puts = []
+        for status in statuses:
+            task = held.get(status.task_id)
+            if task is None:
+                if final:
+                    log.info("ignoring status of a task this node does not hold", node=node_id, task=status.task_id)
+            elif (updated := recorded(task, status)) is not None:
+                puts.append(Put(task_key(task.id), updated, task.version))
+        return puts
