@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Limits, Runtime
-from agent.runtime import oci
+from agent.runtime import forkserver, oci
 from agent.runtime import syscalls as sc
 from moorage import busybox
 
@@ -48,6 +48,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def private_mount_namespace() -> None:
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    forkserver.stop()  # one an earlier topic of this process started forks in the old namespace
     if UNIFIED.is_mount():  # not when an earlier topic of this process detached it already
         sc.umount2(UNIFIED, sc.MNT_DETACH)
 

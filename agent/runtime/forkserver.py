@@ -195,6 +195,16 @@ def start() -> ForkServer:
         return _server
 
 
+def stop() -> None:
+    """Stop this process's fork server, if it runs (the next request starts another). For a
+    process that moved to another mount namespace: the server forks from the one it began in."""
+    global _server
+    with _lock:
+        if _server is not None:
+            _server.close()
+            _server = None
+
+
 def request(message: dict[str, Any], fds: list[int]) -> None:
     """Send ``message`` to this process's fork server, starting (or restarting) it as needed."""
     start().request(message, fds)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime import ContainerStatus, ImageStore, Runtime
+from agent.runtime import ContainerStatus, ImageStore, Runtime, forkserver
 from moorage.localcluster.procs import wait_for
-from tests.runtime.support import gone, lines
+from tests.runtime.support import gone, lines, sh
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +57,13 @@ def test_containers_survive_the_agent_and_are_readopted(
     assert lines(fresh, "quitter") == ["bye"]
     assert fresh.stop("ticker", timeout=5).status is ContainerStatus.EXITED
     assert lines(fresh, "ticker")[-1].startswith("tick-")
+
+
+def test_a_stopped_fork_server_is_replaced_at_the_next_start(runtime: Runtime) -> None:
+    """forkserver.stop(): for a process that moves to another mount namespace (bench/runtime.py)."""
+    old = forkserver.start().pid
+    forkserver.stop()
+    wait_for(lambda: gone(old), 10, "the stopped fork server to exit")
+    runtime.run("after", sh("after", "echo started"))
+    assert runtime.wait("after", 30).exit_code == 0 and lines(runtime, "after") == ["started"]
+    assert forkserver.start().pid != old
