@@ -260,7 +260,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
             query = agent_pb2.LogsQuery(
                 request_id=request_id, task_id=task.id, follow=request.follow, tail=request.tail, since=request.since
             )
-            if self._sessions.query_logs(task.node_id, query, sink):
+            if self._sessions.logs.open(task.node_id, request_id, agent_pb2.ControllerMessage(logs_query=query), sink):
                 open_queries[request_id] = task
             else:
                 log.info("no session for the node of a task, skipping its logs", task=task.id, node=task.node_id)
@@ -285,5 +285,6 @@ class ControlService(control_pb2_grpc.ControlServicer):
             for entry in sorted(backlog, key=lambda e: e.time.ToNanoseconds()):
                 yield entry
         finally:
-            for request_id in open_queries:
-                self._sessions.end_logs(request_id)
+            for request_id in open_queries:  # the caller stopped listening: the agent stops too
+                cancel = agent_pb2.LogsQuery(request_id=request_id, cancel=True)
+                self._sessions.logs.close(request_id, agent_pb2.ControllerMessage(logs_query=cancel))

@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import grpc
 import structlog
 
+from controller.routes import Routes, Session
 from controller.store import Store
 from moorage.v1 import agent_pb2, control_pb2, types_pb2
 
@@ -30,65 +30,12 @@ log = structlog.get_logger("controller.exec")
 Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
 
 
-class Session(Protocol):
-    """An agent session: where an exec call's relays go."""
-
-    node_id: str
-
-    def send(self, message: agent_pb2.ControllerMessage) -> None: ...
+ExecRoutes = Routes[agent_pb2.ExecChunk]
 
 
-SessionOf = Callable[[str], Session | None]
-
-
-@dataclass
-class _Route:
-    session: Session  # the one the call went out on: only that agent knows the request
-    sink: asyncio.Queue[agent_pb2.ExecChunk]
-
-
-class ExecRouter:
-    """Which open exec call each ExecChunk belongs to, and on which session it runs."""
-
-    def __init__(self, session_of: SessionOf) -> None:
-        self._session_of = session_of  # a node's current session, if it has one
-        self._routes: dict[str, _Route] = {}
-
-    def open(self, node_id: str, relay: agent_pb2.ExecRelay, sink: asyncio.Queue[agent_pb2.ExecChunk]) -> bool:
-        """Start ``relay`` on ``node_id``'s session; False if the node has none."""
-        session = self._session_of(node_id)
-        if session is None:
-            return False
-        self._routes[relay.request_id] = _Route(session, sink)
-        session.send(agent_pb2.ControllerMessage(exec=relay))
-        return True
-
-    def forward(self, request_id: str, relay: agent_pb2.ExecRelay) -> None:
-        route = self._routes.get(request_id)
-        if route is not None:
-            relay.request_id = request_id
-            route.session.send(agent_pb2.ControllerMessage(exec=relay))
-
-    def close(self, request_id: str) -> None:
-        route = self._routes.pop(request_id, None)
-        if route is not None:
-            route.session.send(agent_pb2.ControllerMessage(
-                exec=agent_pb2.ExecRelay(request_id=request_id, close=True)))
-
-    def route(self, chunk: agent_pb2.ExecChunk) -> None:
-        """An ExecChunk from an agent."""
-        route = self._routes.get(chunk.request_id)
-        if route is not None:
-            route.sink.put_nowait(chunk)
-
-    def session_ended(self, session: Session) -> None:
-        """End the calls that went out on ``session``: its stream is gone, or a newer session of the
-        node replaced it (an agent restarted before the old stream was seen to break never answers)."""
-        for request_id, route in list(self._routes.items()):
-            if route.session is session:
-                del self._routes[request_id]
-                route.sink.put_nowait(
-                    agent_pb2.ExecChunk(request_id=request_id, error=f"node {session.node_id} disconnected"))
+def exec_routes(session_of: Callable[[str], Session | None]) -> ExecRoutes:
+    """The open exec calls; one whose session ends gets an error chunk (FAILED_PRECONDITION)."""
+    return Routes(session_of, lambda request_id, why: agent_pb2.ExecChunk(request_id=request_id, error=why))
 
 
 def _start_relay(start: control_pb2.ExecStart) -> agent_pb2.ExecStartRelay:
@@ -96,7 +43,7 @@ def _start_relay(start: control_pb2.ExecStart) -> agent_pb2.ExecStartRelay:
                                     env=dict(start.env), rows=start.size.rows, cols=start.size.cols)
 
 
-async def serve(store: Store, router: ExecRouter, requests: AsyncIterator[control_pb2.ExecInput],
+async def serve(store: Store, router: ExecRoutes, requests: AsyncIterator[control_pb2.ExecInput],
                 context: Context) -> AsyncIterator[control_pb2.ExecOutput]:
     """The body of Control.Exec."""
     inputs = aiter(requests)
@@ -118,7 +65,10 @@ async def serve(store: Store, router: ExecRouter, requests: AsyncIterator[contro
         return
     request_id = uuid.uuid4().hex
     sink: asyncio.Queue[agent_pb2.ExecChunk] = asyncio.Queue()
-    if not router.open(task.node_id, agent_pb2.ExecRelay(request_id=request_id, start=_start_relay(start)), sink):
+    def relay(**body: Any) -> agent_pb2.ControllerMessage:
+        return agent_pb2.ControllerMessage(exec=agent_pb2.ExecRelay(request_id=request_id, **body))
+
+    if not router.open(task.node_id, request_id, relay(start=_start_relay(start)), sink):
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"node {task.node_id} of task {task.id} has no session")
         return
     log.info("exec", task=task.id, node=task.node_id, command=list(start.command), tty=start.tty)
@@ -127,11 +77,11 @@ async def serve(store: Store, router: ExecRouter, requests: AsyncIterator[contro
         async for message in inputs:
             kind = message.WhichOneof("body")
             if kind == "stdin":
-                router.forward(request_id, agent_pb2.ExecRelay(stdin=message.stdin))
+                router.send(request_id, relay(stdin=message.stdin))
             elif kind == "resize":
-                router.forward(request_id, agent_pb2.ExecRelay(
+                router.send(request_id, relay(
                     resize=agent_pb2.TerminalSizeRelay(rows=message.resize.rows, cols=message.resize.cols)))
-        router.forward(request_id, agent_pb2.ExecRelay(close=True))
+        router.send(request_id, relay(close=True))
 
     feeder = asyncio.create_task(pump_input())
     try:
@@ -152,4 +102,4 @@ async def serve(store: Store, router: ExecRouter, requests: AsyncIterator[contro
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
             await feeder
-        router.close(request_id)
+        router.close(request_id, relay(close=True))

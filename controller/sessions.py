@@ -30,7 +30,8 @@ from controller import network
 from controller.cache import Cache
 from controller.clock import now
 from controller.errors import StoreError
-from controller.exec import ExecRouter
+from controller.exec import exec_routes
+from controller.routes import Routes
 from controller.slots import FINISHED
 from controller.store import Put, Store, alive_key, node_key, retry_on_conflict, task_key
 from moorage.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -89,10 +90,9 @@ def desired_view(tasks: Iterable[types_pb2.Task]) -> list[tuple[str, int, bytes]
     return sorted((t.id, t.desired_state, t.spec.SerializeToString(deterministic=True)) for t in tasks)
 
 
-@dataclass
-class _LogRoute:
-    conn: _Connection  # the session the query went out on
-    sink: asyncio.Queue[agent_pb2.LogChunk]
+def _log_query_ended(request_id: str, why: str) -> agent_pb2.LogChunk:
+    """The last chunk of a log query whose session ended."""
+    return agent_pb2.LogChunk(request_id=request_id, eof=True, error=why)
 
 
 @dataclass(eq=False)
@@ -130,8 +130,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         self._masquerade = masquerade
         self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
         self._connections: dict[str, _Connection] = {}
-        self._log_routes: dict[str, _LogRoute] = {}
-        self.execs = ExecRouter(self._connections.get)  # Control.Exec calls relayed over the sessions
+        # Calls relayed over the sessions: Control.Logs queries and Control.Exec calls.
+        self.logs: Routes[agent_pb2.LogChunk] = Routes(self._connections.get, _log_query_ended)
+        self.execs = exec_routes(self._connections.get)
 
     # -- notifications from the task watch -------------------------------------------
 
@@ -154,42 +155,10 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
     def heartbeat_interval(self) -> float:
         return self._ttl / 3
 
-    # -- logs -----------------------------------------------------------------------
-
-    def query_logs(self, node_id: str, query: agent_pb2.LogsQuery, sink: asyncio.Queue[agent_pb2.LogChunk]) -> bool:
-        """Ask ``node_id`` for logs; its chunks go to ``sink``. False if the node has no session."""
-        conn = self._connections.get(node_id)
-        if conn is None:
-            return False
-        self._log_routes[query.request_id] = _LogRoute(conn, sink)
-        conn.send(agent_pb2.ControllerMessage(logs_query=query))
-        return True
-
-    def end_logs(self, request_id: str) -> None:
-        """The caller stopped listening: tell the agent to stop too, if it still streams."""
-        route = self._log_routes.pop(request_id, None)
-        if route is not None and (conn := self._connections.get(route.conn.node_id)) is not None:
-            conn.send(agent_pb2.ControllerMessage(logs_query=agent_pb2.LogsQuery(request_id=request_id, cancel=True)))
-
-    def _route_logs(self, chunk: agent_pb2.LogChunk) -> None:
-        route = self._log_routes.get(chunk.request_id)
-        if route is None:
-            return
-        if chunk.eof:
-            del self._log_routes[chunk.request_id]
-        route.sink.put_nowait(chunk)
-
     def _end_routes(self, conn: _Connection) -> None:
-        """End the log queries and exec calls that went out on ``conn``: its stream is gone, or a newer
-        session of the node replaced it (an agent restarted before the old stream was seen to break
-        never answers)."""
+        """End the log queries and exec calls that went out on ``conn`` (see Routes.session_ended)."""
+        self.logs.session_ended(conn)
         self.execs.session_ended(conn)
-        for request_id, route in list(self._log_routes.items()):
-            if route.conn is conn:
-                del self._log_routes[request_id]
-                route.sink.put_nowait(
-                    agent_pb2.LogChunk(request_id=request_id, eof=True, error=f"node {conn.node_id} disconnected")
-                )
 
     # -- the session ----------------------------------------------------------------
 
@@ -356,9 +325,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             except StoreError:
                 log.warning("could not renew the node's lease", node=conn.node_id, exc_info=True)
         elif kind == "logs":
-            self._route_logs(message.logs)
+            self.logs.deliver(message.logs.request_id, message.logs, last=message.logs.eof)
         elif kind == "exec":
-            self.execs.route(message.exec)
+            self.execs.deliver(message.exec.request_id, message.exec)
         else:
             log.warning("unexpected agent message", node=conn.node_id, kind=kind)
 
