@@ -38,11 +38,11 @@ from agent.network import (
     netns_path,
 )
 from agent.network.etcfiles import link_entries, write
-from agent.runtime.cgroups import Limits
-from agent.runtime.containers import ContainerSpec, ContainerState, ContainerStatus, MountSpec, Runtime
+from agent.runtime.containers.cgroups import Limits
+from agent.runtime.containers.containers import ContainerSpec, ContainerState, ContainerStatus, MountSpec, Runtime
 from agent.runtime.errors import RuntimeFailure, StartFailed
-from agent.runtime.images import ImageStore
-from agent.runtime.registry import RegistrySettings, ensure_image
+from agent.runtime.images.store import ImageStore
+from agent.runtime.images.registry import RegistrySettings, ensure_image
 from moorage.v1 import agent_pb2, types_pb2
 
 log = structlog.get_logger("moorage.agent")

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import structlog
 
-from agent.runtime.containers import Runtime
+from agent.runtime.containers.containers import Runtime
 from agent.runtime.errors import RuntimeFailure
-from agent.runtime.execproc import ExecProcess
+from agent.runtime.containers.execproc import ExecProcess
 from moorage.v1 import agent_pb2
 
 log = structlog.get_logger("moorage.agent")

@@ -13,7 +13,7 @@ from datetime import UTC
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.runtime.containers import LogRecord, Runtime
+from agent.runtime.containers.containers import LogRecord, Runtime
 from agent.runtime.errors import RuntimeFailure
 from moorage.v1 import agent_pb2, types_pb2
 

@@ -29,10 +29,10 @@ from agent.exec import ExecServer
 from agent.fence import Fence
 from agent.logs import LogServer
 from agent.network import NetworkError, NodeNetwork
-from agent.runtime import forkserver
-from agent.runtime.containers import Runtime
-from agent.runtime.images import ImageStore
-from agent.runtime.registry import RegistrySettings
+from agent.runtime.containers import forkserver
+from agent.runtime.containers.containers import Runtime
+from agent.runtime.images.store import ImageStore
+from agent.runtime.images.registry import RegistrySettings
 from moorage.v1 import agent_pb2, agent_pb2_grpc
 
 log = structlog.get_logger("moorage.agent")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import grpc
 
-from moorage import busybox
+from moorage.localcluster import busybox
 from moorage.localcluster.cluster import LocalCluster
 from moorage.v1 import control_pb2, types_pb2
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from moorage import busybox
+from moorage.localcluster import busybox
 from moorage.localcluster.cluster import MOOR, LocalCluster
 from moorage.manifest import load_paths
 

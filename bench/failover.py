@@ -35,9 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.runtime.containers import ContainerStatus, Runtime
-from agent.runtime.images import ImageStore
-from moorage import busybox
+from agent.runtime.containers.containers import ContainerStatus, Runtime
+from agent.runtime.images.store import ImageStore
+from moorage.localcluster import busybox
 from moorage.localcluster.cluster import AgentHost, LocalCluster
 from moorage.localcluster.procs import wait_for
 from moorage.v1 import control_pb2, types_pb2

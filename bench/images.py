@@ -25,8 +25,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime, archive
-from moorage.busybox import make_rootfs
+from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime
+from agent.runtime.images import archive
+from moorage.localcluster.busybox import make_rootfs
 
 SKOPEO = ["skopeo", "--insecure-policy"]
 

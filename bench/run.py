@@ -51,9 +51,9 @@ from agent.network import BRIDGE_MODE, NONE_MODE, NodeNetwork, netns_path
 from agent.network.etcfiles import write
 from agent.network.links import share_pin_dir
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Runtime
-from agent.runtime import syscalls as sc
+from agent.runtime.containers import syscalls as sc
 from bench.runtime import mount_rootfs, oci_config, percentile, private_mount_namespace
-from moorage import busybox
+from moorage.localcluster import busybox
 from moorage import log as moorage_log
 from moorage.localcluster.procs import wait_for
 

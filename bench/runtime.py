@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.runtime import ContainerSpec, ImageConfig, ImageStore, Limits, Runtime
-from agent.runtime import forkserver, oci
-from agent.runtime import syscalls as sc
-from moorage import busybox
+from agent.runtime.containers import forkserver
+from agent.runtime.containers import oci
+from agent.runtime.containers import syscalls as sc
+from moorage.localcluster import busybox
 
 ROUNDS = 200
 COMMAND = ("sleep", "60")

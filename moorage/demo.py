@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from moorage import busybox
+from moorage.localcluster import busybox
 from moorage.localcluster.cluster import LEDGER_DIR, MOOR, Ledger, LocalCluster
 
 DEMO_NAME = "demo"

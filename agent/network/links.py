@@ -32,7 +32,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from agent.network import rtnl
 from agent.network.ipam import gateway
-from agent.runtime import syscalls as sc
+from agent.runtime.containers import syscalls as sc
 
 BRIDGE = "moorbr0"
 CONTAINER_IFNAME = "eth0"

@@ -3,7 +3,7 @@
 Synchronous and blocking by design; the agent calls it through ``asyncio.to_thread``.
 
 The public names load lazily (PEP 562): the shim, which runs as ``python -m
-agent.runtime.shim`` for every container start, imports only what it uses, not the image
+agent.runtime.containers.shim`` for every container start, imports only what it uses, not the image
 store and the Runtime class.
 """
 
@@ -13,8 +13,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.runtime.cgroups import Limits
-    from agent.runtime.containers import ContainerSpec, ContainerState, LogRecord, MountSpec, Runtime
+    from agent.runtime.containers.cgroups import Limits
+    from agent.runtime.containers.containers import ContainerSpec, ContainerState, LogRecord, MountSpec, Runtime
     from agent.runtime.errors import (
         ContainerExists,
         ContainerNotFound,
@@ -25,25 +25,25 @@ if TYPE_CHECKING:
         RuntimeFailure,
         StartFailed,
     )
-    from agent.runtime.execproc import ExecFailed, ExecProcess
-    from agent.runtime.restart import RestartPolicy
-    from agent.runtime.volumes import VolumeInUse, VolumeNotFound
-    from agent.runtime.images import Image, ImageConfig, ImageStore
-    from agent.runtime.lifecycle import ContainerStatus
+    from agent.runtime.containers.execproc import ExecFailed, ExecProcess
+    from agent.runtime.containers.restart import RestartPolicy
+    from agent.runtime.containers.volumes import VolumeInUse, VolumeNotFound
+    from agent.runtime.images.store import Image, ImageConfig, ImageStore
+    from agent.runtime.containers.lifecycle import ContainerStatus
 
 _HOME = {
-    "ContainerSpec": "containers",
-    "MountSpec": "containers",
-    "Limits": "cgroups",
+    "ContainerSpec": "containers.containers",
+    "MountSpec": "containers.containers",
+    "Limits": "containers.cgroups",
     "InvalidSpec": "errors",
-    "ExecFailed": "execproc",
-    "ExecProcess": "execproc",
-    "RestartPolicy": "restart",
-    "VolumeInUse": "volumes",
-    "VolumeNotFound": "volumes",
-    "ContainerState": "containers",
-    "LogRecord": "containers",
-    "Runtime": "containers",
+    "ExecFailed": "containers.execproc",
+    "ExecProcess": "containers.execproc",
+    "RestartPolicy": "containers.restart",
+    "VolumeInUse": "containers.volumes",
+    "VolumeNotFound": "containers.volumes",
+    "ContainerState": "containers.containers",
+    "LogRecord": "containers.containers",
+    "Runtime": "containers.containers",
     "ContainerExists": "errors",
     "ContainerNotFound": "errors",
     "ImageNotFound": "errors",
@@ -51,10 +51,10 @@ _HOME = {
     "InvalidState": "errors",
     "RuntimeFailure": "errors",
     "StartFailed": "errors",
-    "Image": "images",
-    "ImageConfig": "images",
-    "ImageStore": "images",
-    "ContainerStatus": "lifecycle",
+    "Image": "images.store",
+    "ImageConfig": "images.store",
+    "ImageStore": "images.store",
+    "ContainerStatus": "containers.lifecycle",
 }
 
 __all__ = sorted(_HOME)

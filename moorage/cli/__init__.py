@@ -1,4 +1,4 @@
-"""The `moor` command line (Typer + Rich). ``main`` is the console-script entry point.
+"""The `moor` command line (Typer + Rich). ``moorage.cli.app:main`` is the console-script entry point.
 
 Every command module is imported to build the command tree (for any command, its
 help and shell completion), so those modules import only Typer, the standard library
@@ -12,7 +12,3 @@ The modules that define commands do not use ``from __future__ import annotations
 Typer reads every command's signature at start-up, and compiling string annotations
 cost it ~25 ms. There, names imported only for type checking are quoted.
 """
-
-from moorage.cli.app import app, main
-
-__all__ = ["app", "main"]

@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from moorage import __version__
-from moorage.cli import apply, daemons, describe, events, exec, get, image, logs, nodes, reporting, services
+from moorage.cli import apply, daemons, describe, events, exec, get, logs, nodes, reporting, services
 from moorage.cli.common import ControllerOption
 from moorage.cli.config import connect
+from moorage.cli.lazy import lazy_group
 
 # Plain help and usage errors, as kubectl prints them: Typer's Rich help loads rich.markdown
 # and pygments, ~100 ms on every `--help`. Tables and progress still use Rich.
@@ -94,8 +95,16 @@ app.add_typer(nodes.app, name="node")
 app.command()(events.events)
 app.command()(version)
 app.command()(schema)
-app.add_typer(image.app, name="image")
-app.add_typer(image.container_app, name="container")
+IMAGE_HELP = "Manage the images of this host.\n\nExample: moor image ls --state-dir /var/lib/moorage"
+CONTAINER_HELP = "Act on one container of this host directly.\n\nExample: moor container commit 3f2a9c1b7d4e web:hotfix"
+# Host-local commands (agent/cli.py), loaded only when `moor image` or `moor container` runs.
+app.add_typer(
+    typer.Typer(cls=lazy_group("agent.cli:image_app"), help=IMAGE_HELP, no_args_is_help=True), name="image"
+)
+app.add_typer(
+    typer.Typer(cls=lazy_group("agent.cli:container_app"), help=CONTAINER_HELP, no_args_is_help=True),
+    name="container",
+)
 app.command()(daemons.controller)
 app.command()(daemons.agent)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from agent.runtime.registry import RegistrySettings
+    from agent.runtime.images.registry import RegistrySettings
 
 RegistryOption = Annotated[
     str | None,
@@ -25,7 +25,7 @@ InsecureOption = Annotated[
 def registry_settings(registry: str | None, insecure: list[str] | None) -> RegistrySettings:
     """Settings from the options; the default registry counts as insecure (plain HTTP).
     Credentials, if any, come from $MOOR_REGISTRY_USERNAME and $MOOR_REGISTRY_PASSWORD."""
-    from agent.runtime.registry import RegistrySettings
+    from agent.runtime.images.registry import RegistrySettings
 
     hosts = {h for item in insecure or [] for h in item.replace(",", " ").split()}
     return RegistrySettings(

@@ -106,8 +106,8 @@ def remove_containers(state_dir: Path) -> None:
     """
     from agent.network.links import remove_netns
     from agent.network.records import Records
-    from agent.runtime.containers import Runtime
-    from agent.runtime.images import ImageStore
+    from agent.runtime.containers.containers import Runtime
+    from agent.runtime.images.store import ImageStore
 
     if (state_dir / "containers").exists():
         Runtime(state_dir, ImageStore(state_dir / "images")).release()
@@ -426,7 +426,7 @@ class LocalCluster:
 
 
 def import_image(state_dir: Path, source: Path, reference: str) -> None:
-    from agent.runtime.images import ImageStore
+    from agent.runtime.images.store import ImageStore
 
     ImageStore(state_dir / "images").import_rootfs(source, reference)
 

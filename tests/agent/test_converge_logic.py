@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.converge import Action, action, networked, shutdown_status
-from agent.runtime.containers import ContainerState, ContainerStatus
+from agent.runtime.containers.containers import ContainerState, ContainerStatus
 from controller.sessions import recorded_shutdown
 from moorage.v1 import types_pb2
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from moorage import busybox
+from moorage.localcluster import busybox
 from moorage.localcluster.cluster import LocalCluster
 
 ClusterFactory = Callable[..., LocalCluster]

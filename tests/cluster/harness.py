@@ -11,7 +11,7 @@ from moorage.localcluster.procs import wait_for
 from moorage.v1 import control_pb2, types_pb2
 
 if TYPE_CHECKING:
-    from agent.runtime.containers import ContainerState
+    from agent.runtime.containers.containers import ContainerState
 
 S = types_pb2.TaskState
 
@@ -78,13 +78,13 @@ def one_running_per_slot(replicas: int, avoid: str = "") -> Callable[[list[types
 
 def containers(agent: AgentHost) -> dict[str, ContainerState]:
     """The containers a host's runtime holds, by id, read from its state directory."""
-    from agent.runtime.containers import Runtime
-    from agent.runtime.images import ImageStore
+    from agent.runtime.containers.containers import Runtime
+    from agent.runtime.images.store import ImageStore
 
     return {c.id: c for c in Runtime(agent.state_dir, ImageStore(agent.state_dir / "images")).list()}
 
 
 def running_containers(agent: AgentHost) -> set[str]:
-    from agent.runtime.containers import ContainerStatus
+    from agent.runtime.containers.containers import ContainerStatus
 
     return {c.id for c in containers(agent).values() if c.status is ContainerStatus.RUNNING}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.runtime.lifecycle import ContainerStatus
+from agent.runtime.containers.lifecycle import ContainerStatus
 from controller.slots import HISTORY
 from moorage.localcluster.cluster import AgentHost, LocalCluster
 from moorage.localcluster.procs import wait_for

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from agent.runtime import ImageConfig, ImageStore
-from agent.runtime.registry import RegistryClient, RegistrySettings
+from agent.runtime.images.registry import RegistryClient, RegistrySettings
 from moorage.localcluster import network
 from moorage.localcluster.procs import wait_for
 from tests.cluster.conftest import ClusterFactory
 from tests.cluster.harness import S, moor, running, wait_tasks
-from tests.runtime.registry_server import running_registry
+from tests.agent.runtime.registry_server import running_registry
 
 SERVICE = """\
 name: {name}

@@ -20,7 +20,7 @@ from moorage.localcluster.procs import Daemon, wait_for
 from moorage.v1 import control_pb2, types_pb2
 from tests.cluster.conftest import ClusterFactory
 from tests.cluster.harness import moor, tasks, wait_tasks
-from tests.network.support import Responder, ask, entered
+from tests.agent.network.support import Responder, ask, entered
 
 S = types_pb2.TaskState
 PORT = 7000

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from moorage import __version__
-from moorage.cli import app
+from moorage.cli.app import app
 from moorage.localcluster.procs import free_port
 from tests.moorage.conftest import WriteManifest
 
@@ -104,8 +104,9 @@ def command_paths() -> list[list[str]]:
 
     def walk(command: object, path: list[str]) -> None:
         found.append(path)
-        for name, sub in getattr(command, "commands", {}).items():  # a group
-            walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # a group, lazy or not: ask it, as Click does
+            for name in command.list_commands(None):
+                walk(command.get_command(None, name), [*path, name])
 
     walk(typer.main.get_command(app), [])
     return found

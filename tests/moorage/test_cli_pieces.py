@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from moorage.addresses import DEFAULT_CONTROLLER, ENV_CONTROLLER
-from moorage.cli import app
+from moorage.cli.app import app
 from moorage.cli.common import CommandError
 from moorage.cli.config import controller_addresses
 from moorage.cli.daemons import StrategyName

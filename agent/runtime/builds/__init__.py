@@ -1,6 +1,0 @@
-"""Image builds from a Containerfile: parser.py (pure), ignore.py (.dockerignore, pure), builder.py."""
-
-from agent.runtime.builds.builder import Builder, Reporter
-from agent.runtime.builds.parser import Instruction, parse
-
-__all__ = ["Builder", "Instruction", "Reporter", "parse"]

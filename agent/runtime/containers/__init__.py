@@ -1,0 +1,1 @@
+"""Containers: bundles, OCI config, the fork server and shim, namespaces, cgroups, volumes, logs."""

@@ -1,0 +1,236 @@
+"""Inside the container's future PID 1, before exec: apply the bundle's config.json.
+
+Runs in a forked child of the shim that is already PID 1 of its new PID namespace. In order,
+as runc does: join the cgroup; unshare the other namespaces; mount the root (the overlay of
+the annotations, or a bind of root.path onto itself) and every mount of the config beneath
+it; make /dev's nodes; pivot_root; mask and write-protect kernel paths; make the root
+read-only if asked; set the hostname and bring up loopback. ``drop_privileges`` then sets
+rlimits, user, capabilities and no_new_privs right before exec (also used by exec).
+
+The overlay is mounted in the container's own mount namespace, so the host's mount table
+never sees it, and it disappears with the last process of the container.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import socket
+import stat
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.runtime.containers import caps
+from agent.runtime.containers import oci
+from agent.runtime.containers import syscalls as sc
+
+NAMESPACE_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
+                   "network": sc.CLONE_NEWNET, "pid": sc.CLONE_NEWPID, "user": sc.CLONE_NEWUSER,
+                   "cgroup": sc.CLONE_NEWCGROUP}
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
+MAX_SYMLINKS = 40
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+_IFREQ = "16sH22x"
+_LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC  # statvfs f_flag shares these bits with mount(2)...
+_ST_RELATIME = 4096  # ...but not this one
+
+
+def secure_join(root: str, unsafe: str) -> str:
+    """``unsafe`` resolved inside ``root`` as if ``root`` were ``/``: symlinks and ``..`` cannot leave it."""
+    parts = [p for p in unsafe.split("/") if p]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise OSError(f"too many symlinks resolving {unsafe} in the container")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def namespace_flags(config: Mapping[str, Any], skip: frozenset[str] = frozenset({"pid", "user"})) -> int:
+    flags = 0
+    for ns in config["linux"]["namespaces"]:
+        if ns["type"] not in skip and not ns.get("path"):
+            flags |= NAMESPACE_FLAGS[ns["type"]]
+    return flags
+
+
+def enter(config: Mapping[str, Any], bundle: Path, unshared: Mapping[int, int] | None = None) -> None:
+    """Unshare, build the root with its mounts, pivot into it, name the host.
+
+    ``unshared``: namespaces made in advance (see shim.prepare), flag -> an fd of the host's
+    namespace of that kind, to go back to where the config does not want a new one.
+    """
+    for flag, host_fd in (unshared or {}).items():
+        if not namespace_flags(config) & flag:
+            sc.setns(host_fd, flag)
+    for ns in config["linux"]["namespaces"]:
+        if ns.get("path"):
+            fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, NAMESPACE_FLAGS[ns["type"]])
+            finally:
+                os.close(fd)
+    flags = namespace_flags(config)
+    sc.unshare(flags & ~sum(unshared or {}))
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    rootfs = str(bundle / config["root"]["path"])
+    notes = config.get("annotations", {})
+    if oci.LOWER in notes:
+        data = f"lowerdir={notes[oci.LOWER]},upperdir={notes[oci.UPPER]},workdir={notes[oci.WORK]}"
+        sc.mount("overlay", rootfs, "overlay", 0, data)
+    else:
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    os.umask(0o022)
+    for m in config.get("mounts", []):
+        _mount(rootfs, m)
+    if os.path.ismount(os.path.join(rootfs, "dev")):
+        _make_devices(os.path.join(rootfs, "dev"), bind="user" in {ns["type"] for ns in config["linux"]["namespaces"]})
+    _pivot_root(rootfs)
+    # From here paths resolve inside the container.
+    linux = config["linux"]
+    for path in linux.get("readonlyPaths", []):  # runc's order: read-only first, then masked
+        _read_only(path)
+    for path in linux.get("maskedPaths", []):
+        _mask(path)
+    if config["root"].get("readonly"):
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _flags_of("/"))
+    if flags & sc.CLONE_NEWUTS and config.get("hostname"):
+        sc.sethostname(config["hostname"])
+    if flags & sc.CLONE_NEWNET:
+        _loopback_up()
+
+
+def drop_privileges(process: Mapping[str, Any]) -> None:
+    """rlimits, working dir, user and groups, capabilities, no_new_privs: the last steps before exec."""
+    for limit in process.get("rlimits", []):
+        resource.setrlimit(getattr(resource, limit["type"]), (limit["soft"], limit["hard"]))
+    cwd = process.get("cwd") or "/"
+    os.makedirs(cwd, exist_ok=True)
+    os.chdir(cwd)
+    user = process.get("user", {})
+    wanted = process.get("capabilities", {})
+    bounding = caps.mask(wanted.get("bounding", []))
+    for number in range(len(caps.NAMES)):
+        if not bounding & (1 << number):
+            try:
+                sc.prctl(sc.PR_CAPBSET_DROP, number)
+            except OSError:
+                pass  # a capability this kernel does not know
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    os.setgroups(user.get("additionalGids", []))
+    os.setgid(user.get("gid", 0))
+    os.setuid(user.get("uid", 0))
+    sc.capset(caps.mask(wanted.get("effective", [])), caps.mask(wanted.get("permitted", [])),
+              caps.mask(wanted.get("inheritable", [])))
+    for name in wanted.get("ambient", []):
+        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, caps.NUMBER[name.removeprefix("CAP_")])
+    if process.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _flags_of(path: str) -> int:
+    """The flags a bind remount of ``path`` must keep (in a user namespace they are locked)."""
+    flags = os.statvfs(path).f_flag
+    atime = sc.MS_RELATIME if flags & _ST_RELATIME else 0
+    return (flags & (_LOCKED | sc.MS_NOATIME | sc.MS_NODIRATIME)) | atime
+
+
+def _mount(rootfs: str, m: Mapping[str, Any]) -> None:
+    dest = secure_join(rootfs, m["destination"])
+    options = oci.parse_options(m.get("options", []))
+    kind = m.get("type") or ""
+    if kind == "bind" or options.flags & sc.MS_BIND:
+        if os.path.isdir(m["source"]):
+            os.makedirs(dest, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if not os.path.exists(dest):
+                os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        sc.mount(m["source"], dest, None, sc.MS_BIND | (options.flags & sc.MS_REC))
+        rest = options.flags & ~(sc.MS_BIND | sc.MS_REC)
+        if rest:
+            sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | rest | _flags_of(dest))
+    else:
+        os.makedirs(dest, exist_ok=True)
+        sc.mount(m.get("source"), dest, kind, options.flags, options.data or None)
+    if options.propagation:
+        sc.mount(None, dest, None, options.propagation)
+
+
+def _make_devices(dev: str, bind: bool) -> None:
+    """The standard nodes: made, or (in a user namespace, where mknod is not allowed) bound from the host's."""
+    for name, major, minor in DEVICES:
+        path = f"{dev}/{name}"
+        if bind:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
+            continue
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(path, 0o666)  # mknod's mode is filtered by the umask
+    for name, target in DEV_LINKS:
+        os.symlink(target, f"{dev}/{name}")
+    if os.path.exists("/proc/kcore"):  # as runc: only where the kernel has one
+        os.symlink("/proc/kcore", f"{dev}/core")
+
+
+def _pivot_root(new_root: str) -> None:
+    """pivot_root(".", ".") then detach the old root stacked on top: no put_old directory needed."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
+    try:
+        os.chdir(new_root)
+        sc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        sc.umount2(".", sc.MNT_DETACH)
+    finally:
+        os.close(old_root)
+    os.chdir("/")
+
+
+def _mask(path: str) -> None:
+    """runc's maskPath: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
+        else:
+            sc.mount("/dev/null", path, None, sc.MS_BIND)
+    except FileNotFoundError:
+        pass
+
+
+def _read_only(path: str) -> None:
+    try:
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+    except FileNotFoundError:
+        return
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | _flags_of(path))
+
+
+def _loopback_up() -> None:
+    """The new network namespace starts with ``lo`` down; local services expect 127.0.0.1 to work."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack(_IFREQ, fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack(_IFREQ, b"lo", 0)))[1]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))

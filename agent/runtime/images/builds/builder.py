@@ -1,0 +1,367 @@
+"""Running a parsed Containerfile against the image store and the container runtime.
+
+Every step turns the current image into the next one (an untagged image in the store):
+RUN runs the command in a container of the current image and keeps its overlay upper dir
+as a new layer (whiteouts written in OCI form); COPY/ADD stage files from the context
+(``.dockerignore`` applied, nothing outside the context) and keep them as a layer; the
+other instructions change the config only. A step's result is cached under the hash of
+(the parent image's digest, the instruction with its variables expanded, the build args
+it sees, and for COPY/ADD the digest of the staged layer), so an unchanged step is a
+cache hit and a change invalidates every step after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from agent.runtime.images.builds import ignore
+from agent.runtime.images.builds.parser import Instruction, command, duration, expand, key_values, parse, words
+from agent.runtime.containers.containers import ContainerSpec, ContainerStatus, Runtime
+from agent.runtime.errors import BuildError, ImageNotFound, RuntimeFailure
+from agent.runtime.images.store import Healthcheck, Image, ImageConfig, ImageStore, Layer
+from agent.runtime.images.layers import write_tar
+from agent.runtime.images.blobs import sha256_file
+
+# Build args Docker predefines: usable without an ARG line.
+PREDEFINED_ARGS = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"})
+
+
+class Reporter(Protocol):
+    def step(self, number: int, total: int, instruction: str, cached: bool) -> None: ...
+
+    def output(self, line: str) -> None: ...
+
+
+@dataclass
+class _State:
+    image: Image | None  # None: FROM scratch with nothing yet
+    config: ImageConfig
+    args: dict[str, str] = field(default_factory=dict)  # ARGs in scope with their values
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Variables for expansion: ARGs, overridden by the image's ENV."""
+        values = dict(self.args)
+        values.update(dict(e.split("=", 1) for e in self.config.env if "=" in e))
+        return values
+
+
+@dataclass
+class Builder:
+    store: ImageStore
+    runtime_factory: Callable[[], Runtime]  # a Runtime over the same store, made on first RUN
+    reporter: Reporter
+    pull: Callable[[str], Image] | None = None  # fetch a FROM image missing locally
+    _runtime: Runtime | None = None
+
+    def build(self, context: Path, containerfile: Path, tag: str | None, build_args: Mapping[str, str],
+              no_cache: bool = False) -> Image:
+        try:
+            text = containerfile.read_text()
+        except OSError as e:
+            raise BuildError(str(containerfile), f"cannot read: {e}") from e
+        instructions = parse(text, str(containerfile))
+        rules = ignore.rules((context / ".dockerignore").read_text()) if (context / ".dockerignore").is_file() else []
+        state = _State(None, ImageConfig())
+        with self.store.writing():
+            for number, inst in enumerate(instructions, 1):
+                state = self._step(state, inst, context, rules, dict(build_args), no_cache, number, len(instructions))
+            if state.image is None or state.image.config != state.config:
+                state.image = self._commit(state, [], "")
+            if tag is None:
+                return state.image
+            return self.store.tag(state.image.digest, tag)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _step(self, state: _State, inst: Instruction, context: Path, rules: list[ignore.Rule],
+              build_args: dict[str, str], no_cache: bool, number: int, total: int) -> _State:
+        if inst.name == "ARG":
+            for key, default in key_values(inst, state.env):
+                state.args[key] = build_args.get(key, default)
+            self.reporter.step(number, total, str(inst), cached=False)
+            return state
+        if inst.name == "FROM":
+            self.reporter.step(number, total, str(inst), cached=False)
+            return self._from(inst, state)
+        if inst.name in ("RUN", "COPY", "ADD"):
+            return self._layer_step(state, inst, context, rules, build_args, no_cache, number, total)
+        self.reporter.step(number, total, str(inst), cached=False)
+        state.config = self._configure(state, inst)
+        return state
+
+    def _from(self, inst: Instruction, state: _State) -> _State:
+        reference = expand(inst.text, state.args)
+        if reference == "scratch":
+            return _State(None, ImageConfig(), {})
+        try:
+            image = self.store.get(reference)
+        except ImageNotFound:
+            if self.pull is None:
+                raise inst.error(f"image {reference} is not in the store") from None
+            try:
+                image = self.pull(reference)
+            except RuntimeFailure as e:
+                raise inst.error(str(e)) from e
+        return _State(image, image.config, {})
+
+    def _configure(self, state: _State, inst: Instruction) -> ImageConfig:
+        config, env = state.config, state.env
+        replace = dataclasses.replace
+        match inst.name:
+            case "ENV":
+                values = dict(e.split("=", 1) for e in config.env if "=" in e)
+                for key, value in key_values(inst, env, legacy=True):
+                    values[key] = value
+                return replace(config, env=tuple(f"{k}={v}" for k, v in values.items()))
+            case "LABEL":
+                return replace(config, labels={**config.labels, **dict(key_values(inst, env))})
+            case "WORKDIR":
+                path = expand(inst.text, env)
+                return replace(config, working_dir=os.path.normpath(os.path.join(config.working_dir or "/", path)))
+            case "USER":
+                return replace(config, user=expand(inst.text, env))
+            case "ENTRYPOINT":
+                # A new entrypoint drops the CMD inherited from the base image, as Docker does.
+                return replace(config, entrypoint=command(inst), cmd=())
+            case "CMD":
+                return replace(config, cmd=command(inst))
+            case "EXPOSE":
+                ports = set(config.exposed_ports)
+                for word in words(inst, env):
+                    port, _, proto = word.partition("/")
+                    if not port.isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+                        raise inst.error(f"{word!r} is not PORT[/tcp|udp|sctp]")
+                    ports.add(f"{port}/{proto or 'tcp'}")
+                return replace(config, exposed_ports=tuple(sorted(ports)))
+            case "VOLUME":
+                return replace(config, volumes=tuple(sorted(set(config.volumes) | set(words(inst, env)))))
+            case "STOPSIGNAL":
+                return replace(config, stop_signal=expand(inst.text, env))
+            case "HEALTHCHECK":
+                return replace(config, healthcheck=self._healthcheck(inst))
+        raise inst.error("not a config instruction")  # pragma: no cover - parse() knows every name
+
+    @staticmethod
+    def _healthcheck(inst: Instruction) -> Healthcheck:
+        word, _, rest = inst.text.partition(" ")
+        rest = rest.strip()
+        if word.upper() == "NONE":
+            return Healthcheck(test=("NONE",))
+        if word.upper() != "CMD" or not rest:
+            raise inst.error("want HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE")
+        exec_form = _json_list(rest) if rest.startswith("[") else ()
+        test = ("CMD", *exec_form) if exec_form else ("CMD-SHELL", rest)
+        flags = inst.flags
+        retries = flags.get("retries", "0")
+        if not retries.isdigit():
+            raise inst.error(f"--retries={retries} is not a number")
+        return Healthcheck(
+            test=test,
+            interval=duration(inst, flags["interval"]) if "interval" in flags else 0,
+            timeout=duration(inst, flags["timeout"]) if "timeout" in flags else 0,
+            start_period=duration(inst, flags["start-period"]) if "start-period" in flags else 0,
+            retries=int(retries),
+        )
+
+    def _layer_step(self, state: _State, inst: Instruction, context: Path, rules: list[ignore.Rule],
+                    build_args: dict[str, str], no_cache: bool, number: int, total: int) -> _State:
+        parent = self._commit(state, [], "") if state.image is None or state.image.config != state.config else state.image
+        state.image = parent
+        staged: Path | None = None
+        try:
+            if inst.name == "RUN":
+                key_text = f"{inst}\n{sorted(state.args.items())}"
+            else:
+                staged = self._stage(state, inst, context, rules)
+                key_text = f"{inst}\n{sha256_file(staged)}"
+            key = hashlib.sha256(f"{parent.digest}\n{key_text}".encode()).hexdigest()
+            cached = None if no_cache else self.store.cache_get(key)
+            self.reporter.step(number, total, str(inst), cached=cached is not None)
+            if cached is not None:
+                return _State(cached, cached.config, state.args)
+            if staged is None:
+                staged = self._run(state, inst)
+            layer = self.store.add_layer_tar(staged)
+            image = self._commit(state, [layer], str(inst))
+            self.store.cache_put(key, image)
+            return _State(image, image.config, state.args)
+        finally:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+
+    def _commit(self, state: _State, layers: list[Layer], created_by: str) -> Image:
+        history = [{"created_by": created_by}] if created_by else []
+        return self.store.create(layers, state.config, None, base=state.image, history=history)
+
+    # --- RUN ----------------------------------------------------------------------------------
+
+    def _run(self, state: _State, inst: Instruction) -> Path:
+        if state.image is None or not state.image.layers:
+            raise inst.error("RUN needs a file system with a shell: the image is still empty (FROM scratch)")
+        if self._runtime is None:
+            self._runtime = self.runtime_factory()
+        runtime = self._runtime
+        container_id = f"moorage-build-{uuid.uuid4().hex[:12]}"
+        argv = command(inst)
+        env = {k: v for k, v in state.args.items() if k not in dict(e.split("=", 1) for e in state.config.env)}
+        spec = ContainerSpec(name=container_id[:63], image=state.image.digest, entrypoint=argv[:1], args=argv[1:],
+                             env=env, labels={"moorage.build": "1"})
+        try:
+            runtime.run(container_id, spec)
+            shown = 0
+            for record in runtime.read_logs(container_id, follow=True):
+                self.reporter.output(record.line)
+                shown += 1
+            final = runtime.wait(container_id)
+            for record in list(runtime.read_logs(container_id))[shown:]:  # what the shim drained after the exit
+                self.reporter.output(record.line)
+            if final.status is not ContainerStatus.EXITED or final.exit_code != 0:
+                raise inst.error(f"the command exited with code {final.exit_code}")
+            fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="run-", suffix=".tar")
+            with os.fdopen(fd, "wb") as out:
+                write_tar(final.upper_dir, out, overlay=True)
+            return Path(tar_path)
+        except RuntimeFailure as e:
+            if isinstance(e, BuildError):
+                raise
+            raise inst.error(str(e)) from e
+        finally:
+            try:
+                runtime.remove(container_id, force=True)
+            except RuntimeFailure:
+                pass
+
+    # --- COPY / ADD ---------------------------------------------------------------------------
+
+    def _stage(self, state: _State, inst: Instruction, context: Path, rules: list[ignore.Rule]) -> Path:
+        """The layer tar of the files COPY/ADD puts in place."""
+        args = words(inst, state.env)
+        if len(args) < 2:
+            raise inst.error("needs at least one source and a destination")
+        *sources, dest = args
+        for source in sources:
+            if "://" in source:
+                raise inst.error(f"{source}: remote sources are not supported (no network in builds)")
+        workdir = state.config.working_dir or "/"
+        target = os.path.normpath(os.path.join(workdir, dest)).lstrip("/")
+        into_dir = dest.endswith("/") or len(sources) > 1
+        owner = _owner(inst)
+        stage = Path(tempfile.mkdtemp(dir=self.store.tmp, prefix="stage-"))
+        try:
+            root = context.resolve()
+            matched = 0
+            copied_a_directory = False
+            for source in sources:
+                for path in sorted(root.glob(source.lstrip("/"))) if _is_glob(source) else [root / source.lstrip("/")]:
+                    path = Path(os.path.normpath(path))
+                    if not path.is_relative_to(root):
+                        raise inst.error(f"{source} is outside the build context")
+                    relative = path.relative_to(root).as_posix()
+                    if not os.path.lexists(path) or (relative != "." and ignore.ignored(relative, rules)):
+                        continue
+                    matched += 1
+                    if path.is_dir() and not path.is_symlink():
+                        _copy_tree(path, stage / target, root, rules, owner)
+                        copied_a_directory = True
+                    else:
+                        name = stage / target / path.name if into_dir else stage / target
+                        _copy_file(path, name, owner)
+            if not matched:
+                raise inst.error(f"no source file matches {' '.join(sources)} in the context (or all are ignored)")
+            _make_parents(stage, target, into_dir and not copied_a_directory)
+            fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="copy-", suffix=".tar")
+            with os.fdopen(fd, "wb") as out:
+                write_tar(stage, out)
+            return Path(tar_path)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _json_list(text: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(text.strip())
+    except ValueError:
+        return ()
+    return tuple(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else ()
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _owner(inst: Instruction) -> tuple[int, int] | None:
+    chown = inst.flags.get("chown")
+    if chown is None:
+        return None
+    user, _, group = chown.partition(":")
+    if not user.isdigit() or (group and not group.isdigit()):
+        raise inst.error(f"--chown={chown}: numeric UID[:GID] only")
+    return int(user), int(group or user)
+
+
+def _copy_file(source: Path, target: Path, owner: tuple[int, int] | None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        if os.path.lexists(target):
+            target.unlink()
+        os.symlink(os.readlink(source), target)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
+    if owner is not None:
+        os.chown(target, *owner, follow_symlinks=False)
+
+
+def _copy_tree(source: Path, target: Path, root: Path, rules: list[ignore.Rule],
+               owner: tuple[int, int] | None) -> None:
+    """Copy the contents of ``source`` into ``target``, leaving out what .dockerignore names."""
+    target.mkdir(parents=True, exist_ok=True)
+    directories: list[tuple[Path, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = Path(dirpath)
+        out = target / here.relative_to(source)
+        out.mkdir(parents=True, exist_ok=True)
+        directories.append((here, out))
+        if owner is not None:
+            os.chown(out, *owner)
+        for name in [*filenames, *(d for d in dirnames if (here / d).is_symlink())]:
+            path = here / name
+            if ignore.ignored(path.relative_to(root).as_posix(), rules):
+                continue
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                _copy_file(path, out / name, owner)
+    # The directories' times last, deepest first: what is copied into a directory sets its
+    # mtime to now, and the staged layer (the step's cache key) must not depend on the second.
+    for here, out in reversed(directories):
+        shutil.copystat(here, out)
+
+
+# The mtime of directories a COPY makes on its own (not copied from the context). A
+# fixed one keeps the staged layer, and so the step's cache key, the same from one
+# build to the next, as the context's own files do (SOURCE_DATE_EPOCH-style).
+IMPLICIT_DIR_MTIME = 0
+
+
+def _make_parents(stage: Path, target: str, target_is_implicit: bool) -> None:
+    """Directories on the way to the destination (and the destination itself when the COPY
+    made it rather than copying a directory there) get the usual 0755 and a fixed mtime."""
+    parts = Path(target).parts
+    implicit = [stage.joinpath(*parts[:i]) for i in range(1, len(parts))]
+    if target_is_implicit:
+        implicit.append(stage / target)
+    for path in implicit:
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, 0o755)
+            os.utime(path, (IMPLICIT_DIR_MTIME, IMPLICIT_DIR_MTIME), follow_symlinks=False)
