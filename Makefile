@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := etcd-server etcd-client busybox-static runc crun iproute2 python3-venv ca-certificates docker-registry skopeo umoci nftables
 DEMO_DIR ?= /run/moorage-demo
 
-.PHONY: deps apt-deps venv protos test demo demo-down bench bench-deps clean
+.PHONY: deps apt-deps venv protos test demo demo-down bench bench-deps conformance clean
 
 deps: apt-deps venv
 
@@ -52,6 +52,12 @@ bench-deps:
 
 bench: deps bench-deps
 	$(PY) -m bench $(BENCH)
+
+# The OCI runtime validation suite against moor-runtime, runc and crun (bench/conformance.py);
+# Go is needed only here. CONFORMANCE_SRC= names another tarball or an unpacked tree.
+conformance: deps
+	@$(MAKE) --no-print-directory apt-deps APT_PACKAGES="golang-go"
+	$(PY) -m bench conformance
 
 clean: demo-down
 	rm -rf $(VENV)
