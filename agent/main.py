@@ -27,12 +27,14 @@ from agent import host
 from agent.converge import Converger
 from agent.exec import ExecServer
 from agent.fence import Fence
+from agent.identity import NodeIdentity
 from agent.logs import LogServer
 from agent.network import NetworkError, NodeNetwork
 from agent.runtime.containers import forkserver
 from agent.runtime.containers.containers import Runtime
 from agent.runtime.images.store import ImageStore
 from agent.runtime.images.registry import RegistrySettings
+from moorage import tlsconfig
 from moorage.v1 import agent_pb2, agent_pb2_grpc
 
 log = structlog.get_logger("moorage.agent")
@@ -62,9 +64,19 @@ def controller_list(value: str) -> list[str]:
 class Agent:
     """Holds the outbound message queue that outlives each session."""
 
-    def __init__(self, controllers: list[str], state_dir: Path, register: agent_pb2.Register) -> None:
+    def __init__(
+        self,
+        controllers: list[str],
+        state_dir: Path,
+        register: agent_pb2.Register,
+        *,
+        identity: NodeIdentity | None = None,
+        join_token: str | None = None,
+    ) -> None:
         self.controllers = controllers
         self.register = register
+        self.identity = identity  # None: an --insecure cluster, plaintext
+        self.join_token = join_token
         self.images = ImageStore(state_dir / "images")
         self.runtime = Runtime(state_dir, self.images)
         self.pool = ThreadPoolExecutor(RUNTIME_THREADS, thread_name_prefix="runtime")
@@ -100,8 +112,14 @@ class Agent:
     async def session(self, controller: str) -> None:
         """One session: register, then apply what the controller sends until the stream breaks."""
         heartbeat: asyncio.Task[None] | None = None
+        renewal: asyncio.Task[None] | None = None
+        tls = None
+        if self.identity is not None:
+            tls = await self.identity.ensure(self.controllers, self.join_token)  # a certificate that expired offline: rejoin
         try:
-            async with grpc.aio.insecure_channel(controller, options=CHANNEL_OPTIONS) as channel:
+            async with tlsconfig.aio_channel(controller, tls, options=CHANNEL_OPTIONS) as channel:
+                if self.identity is not None:
+                    renewal = asyncio.create_task(self.identity.renew_forever(channel))
                 call = agent_pb2_grpc.AgentSessionStub(channel).Session(self._outgoing())
                 async for message in call:
                     kind = message.WhichOneof("body")
@@ -119,8 +137,9 @@ class Agent:
                     await self._network_changes(message)
                     self._handle(message)
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
+            for helper in (heartbeat, renewal):
+                if helper is not None:
+                    helper.cancel()
 
     async def _watch_fence(self) -> None:
         """Fence once the controllers have been silent for a node TTL."""
@@ -204,8 +223,14 @@ async def serve(
     labels: Mapping[str, str] | None = None,
     registry: RegistrySettings | None = None,
     cleanup: bool = False,
+    join_token: str | None = None,
+    insecure: bool = False,
 ) -> None:
     """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated.
+
+    The node talks to the controllers over mutual TLS with the certificate in its state
+    directory, joining with ``join_token`` when it has none valid (agent/identity.py);
+    ``insecure``: plaintext, for an --insecure controller.
 
     With ``cleanup``, SIGTERM/SIGINT end it gracefully and the host network (bridge, routes,
     NAT table) is removed on the way out.
@@ -221,7 +246,8 @@ async def serve(
     structlog.contextvars.bind_contextvars(node=register.node_id)
     state_dir.mkdir(parents=True, exist_ok=True)
     log.info("agent starting", controller=controller, state_dir=str(state_dir), address=register.address)
-    agent = Agent(controller_list(controller), state_dir, register)
+    identity = None if insecure else NodeIdentity(state_dir, register.node_id)
+    agent = Agent(controller_list(controller), state_dir, register, identity=identity, join_token=join_token)
     agent.converger.registry = registry or RegistrySettings()
     if not cleanup:
         await agent.run()

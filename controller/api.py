@@ -12,14 +12,35 @@ import grpc
 import structlog
 
 import moorage
+from controller import authz
 from controller import exec as exec_relay
 from controller.clock import now
-from controller.errors import ConflictError, ControllerError, InvalidSpecError, NotFoundError, StoreUnavailableError
+from controller.errors import (
+    ConflictError,
+    ControllerError,
+    FailedPreconditionError,
+    InvalidSpecError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from controller.events import EventHub
+from controller.identity import Authority
 from controller.leader import Election
 from controller.sessions import Sessions
 from controller.slots import FINISHED
-from controller.store import Check, Delete, Op, Put, Store, node_key, retry_on_conflict, service_key, task_key
+from controller.network import subnet_key
+from controller.store import (
+    Check,
+    Delete,
+    Op,
+    Put,
+    Store,
+    alive_key,
+    node_key,
+    retry_on_conflict,
+    service_key,
+    task_key,
+)
 from controller.validation import validate_specs
 from moorage.v1 import agent_pb2, control_pb2, control_pb2_grpc, types_pb2
 
@@ -37,6 +58,7 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (InvalidSpecError, grpc.StatusCode.INVALID_ARGUMENT),
     (ConflictError, grpc.StatusCode.ABORTED),
+    (FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
@@ -71,6 +93,32 @@ def is_history(task: types_pb2.Task) -> bool:
     return task.desired_state == types_pb2.TASK_STATE_SHUTDOWN and task.observed_state in FINISHED
 
 
+MASK = "<hidden>"
+
+
+def masked(spec: types_pb2.ServiceSpec) -> None:
+    """Hide ``spec``'s environment values in place: read-only callers see the names only."""
+    for name in spec.env:
+        spec.env[name] = MASK
+
+
+Shown = TypeVar("Shown", types_pb2.Service, types_pb2.Task, control_pb2.ListServicesResponse, control_pb2.ListTasksResponse)
+
+
+def for_caller(message: Shown) -> Shown:
+    """``message`` as the caller may see it: a read-only caller's copy has its env values hidden."""
+    if not authz.read_only():
+        return message
+    shown = type(message)()
+    shown.CopyFrom(message)
+    if isinstance(shown, types_pb2.Service | types_pb2.Task):
+        masked(shown.spec)
+    else:
+        for item in shown.services if isinstance(shown, control_pb2.ListServicesResponse) else shown.tasks:
+            masked(item.spec)
+    return shown
+
+
 def updated_node(node: types_pb2.Node, request: control_pb2.UpdateNodeRequest) -> types_pb2.Node:
     """``node`` with the availability and label changes of ``request`` (UNSPECIFIED keeps the availability)."""
     updated = types_pb2.Node()
@@ -84,8 +132,11 @@ def updated_node(node: types_pb2.Node, request: control_pb2.UpdateNodeRequest) -
 
 
 class ControlService(control_pb2_grpc.ControlServicer):
-    def __init__(self, store: Store, sessions: Sessions, events: EventHub, election: Election) -> None:
+    def __init__(
+        self, store: Store, sessions: Sessions, events: EventHub, election: Election, authority: Authority | None
+    ) -> None:
         self._store = store
+        self._authority = authority
         self._sessions = sessions
         self._events = events
         self._election = election
@@ -121,25 +172,25 @@ class ControlService(control_pb2_grpc.ControlServicer):
 
     @_unary
     async def GetService(self, request: control_pb2.GetServiceRequest, context: Context) -> types_pb2.Service:  # noqa: N802
-        return _required(await self._store.get_service(request.name), "service", request.name)
+        return for_caller(_required(await self._store.get_service(request.name), "service", request.name))
 
     @_unary
     async def ListServices(  # noqa: N802
         self, request: control_pb2.ListServicesRequest, context: Context
     ) -> control_pb2.ListServicesResponse:
         services = (await self._store.list_services()).items
-        return control_pb2.ListServicesResponse(services=sorted(services, key=lambda s: s.spec.name))
+        return for_caller(control_pb2.ListServicesResponse(services=sorted(services, key=lambda s: s.spec.name)))
 
     @_unary
     async def ListTasks(self, request: control_pb2.ListTasksRequest, context: Context) -> control_pb2.ListTasksResponse:  # noqa: N802
         listing = await self._store.list_tasks(service=request.service or None, node_id=request.node_id or None)
         tasks = [t for t in listing.items if request.all or not is_history(t)]
         tasks.sort(key=lambda t: (t.service, t.slot, t.created_at.ToNanoseconds(), t.id))
-        return control_pb2.ListTasksResponse(tasks=tasks)
+        return for_caller(control_pb2.ListTasksResponse(tasks=tasks))
 
     @_unary
     async def GetTask(self, request: control_pb2.GetTaskRequest, context: Context) -> types_pb2.Task:  # noqa: N802
-        return _required(await self._store.get_task(request.id), "task", request.id)
+        return for_caller(_required(await self._store.get_task(request.id), "task", request.id))
 
     @_unary
     async def GetNode(self, request: control_pb2.GetNodeRequest, context: Context) -> types_pb2.Node:  # noqa: N802
@@ -160,6 +211,35 @@ class ControlService(control_pb2_grpc.ControlServicer):
         node = await retry_on_conflict(update)
         log.info("node updated", node=node.id, availability=types_pb2.NodeAvailability.Name(node.availability))
         return node
+
+    @_unary
+    async def RemoveNode(  # noqa: N802
+        self, request: control_pb2.RemoveNodeRequest, context: Context
+    ) -> control_pb2.RemoveNodeResponse:
+        """Forget a node: revoke its certificates (its agent can no longer act), end its session,
+        release its subnet. A node still up is refused without ``force``: its tasks would be
+        replaced only once it is down, so drain it and stop its agent first."""
+        node = _required(await self._store.get_node(request.id), "node", request.id)
+        if node.state != types_pb2.NODE_STATE_DOWN and not request.force:
+            raise FailedPreconditionError(
+                f"node {node.id!r} is up: drain it and stop its agent first, or remove it with --force"
+            )
+        revoked = await self._authority.revoke_node(node.id) if self._authority is not None else []
+        self._sessions.disconnect(node.id)
+
+        async def remove() -> None:
+            current = _required(await self._store.get_node(request.id), "node", request.id)
+            ops: list[Op] = [Delete(node_key(current.id), current.version)]
+            if current.subnet:
+                _, revision = await self._store.get_raw_versioned(subnet_key(current.subnet))
+                if revision:
+                    ops.append(Delete(subnet_key(current.subnet), revision))
+            await self._store.commit(ops)
+
+        await retry_on_conflict(remove)
+        await self._store.delete_raw(alive_key(node.id))
+        log.info("node removed", node=node.id, subnet=node.subnet or None, revoked=revoked)
+        return control_pb2.RemoveNodeResponse(revoked_serials=revoked)
 
     @_unary
     async def ScaleService(self, request: control_pb2.ScaleServiceRequest, context: Context) -> types_pb2.Service:  # noqa: N802

@@ -4,6 +4,7 @@
     ├── NotFoundError           an object a request names does not exist
     ├── InvalidSpecError        a service spec failed validation (names service and field)
     ├── ConflictError           a compare-and-swap lost against a concurrent write
+    ├── FailedPreconditionError the request is refused in the object's current state
     └── StoreError              etcd failed the request
         └── StoreUnavailableError   no etcd endpoint answered
 """
@@ -32,6 +33,10 @@ class InvalidSpecError(ControllerError):
 
 class ConflictError(ControllerError):
     """The keys a transaction compared changed since they were read."""
+
+
+class FailedPreconditionError(ControllerError):
+    """The request cannot be done in the current state of what it names (the message says why)."""
 
 
 class StoreError(ControllerError):

@@ -197,8 +197,11 @@ class Reconciler:
         await self._cache.fresh()
         tasks = self._cache.tasks(service=name).items
         nodes = self._cache.nodes().items
+        known = {n.id for n in nodes}
         usable = Nodes(
-            down={n.id for n in nodes if n.state == types_pb2.NODE_STATE_DOWN},
+            # A removed node (`moor node rm`) counts as down: nothing will ever report its tasks again.
+            down={n.id for n in nodes if n.state == types_pb2.NODE_STATE_DOWN}
+            | {t.node_id for t in tasks if t.node_id and t.node_id not in known},
             drained={n.id for n in nodes if n.availability == types_pb2.NODE_AVAILABILITY_DRAIN},
         )
         clock = time.time_ns()

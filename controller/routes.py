@@ -10,7 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+import structlog
+
 from moorage.v1 import agent_pb2
+
+log = structlog.get_logger("controller.routes")
 
 C = TypeVar("C")  # the chunk type agents answer with (LogChunk, ExecChunk)
 
@@ -58,11 +62,18 @@ class Routes(Generic[C]):
         if route is not None:
             route.session.send(message)
 
-    def deliver(self, request_id: str, chunk: C, *, last: bool = False) -> None:
-        """A chunk from an agent, to its call's sink; ``last`` ends the call."""
-        route = self._routes.pop(request_id, None) if last else self._routes.get(request_id)
-        if route is not None:
-            route.sink.put_nowait(chunk)
+    def deliver(self, sender: Session, request_id: str, chunk: C, *, last: bool = False) -> None:
+        """A chunk from ``sender``'s agent, to its call's sink; ``last`` ends the call. A chunk from
+        any session but the one the call went out on is dropped: another node cannot answer it."""
+        route = self._routes.get(request_id)
+        if route is None:
+            return
+        if route.session is not sender:
+            log.warning("dropped a chunk from another session", request=request_id[:64], node=sender.node_id)
+            return
+        if last:
+            del self._routes[request_id]
+        route.sink.put_nowait(chunk)
 
     def session_ended(self, session: Session) -> None:
         """End the calls that went out on ``session``: its stream is gone, or a newer session of the

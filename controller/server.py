@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import socket
 from collections.abc import Sequence
@@ -12,16 +13,24 @@ from collections.abc import Sequence
 import grpc
 import structlog
 
+from controller import identity
 from controller.api import ControlService
+from controller.authz import Authorizer
 from controller.cache import Cache
+from controller.etcdtls import EtcdTLS
 from controller.events import EventHub
+from controller.identity import Authority
+from controller.identity_api import IdentityService
 from controller.leader import Election
 from controller.network import DEFAULT_CLUSTER_CIDR
 from controller.reconciler import Reconciler
 from controller.sessions import Sessions
 from controller.store import Store
+from controller.tls import ServerCertificate, server_names
 from controller.watches import Router, follow
-from moorage.v1 import agent_pb2_grpc, control_pb2_grpc
+from moorage import pki
+from moorage.tlsconfig import join_address
+from moorage.v1 import agent_pb2_grpc, control_pb2_grpc, identity_pb2_grpc
 from scheduler import Config
 
 log = structlog.get_logger("controller")
@@ -45,6 +54,16 @@ SERVER_OPTIONS = [
 ]
 
 
+async def _authority(store: Store, node_cert_lifetime: dt.timedelta) -> Authority:
+    record = await identity.load_cluster(store)
+    if record is None:
+        await store.close()
+        raise identity.IdentityError(
+            "etcd holds no cluster identity: run `moor cluster init` first (or start with --insecure for development)"
+        )
+    return Authority(store, record, node_cert_lifetime=node_cert_lifetime)
+
+
 def default_controller_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -59,33 +78,60 @@ async def serve(
     placement: Config = Config(),
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
     masquerade: bool = True,
+    insecure: bool = False,
+    etcd_tls: EtcdTLS | None = None,
+    node_cert_lifetime: dt.timedelta = pki.NODE_CERT_LIFETIME,
+    join_listen: Sequence[str] | None = None,
 ) -> None:
-    """Serve Control and AgentSession on every ``listen`` address until ``stop`` is set.
+    """Serve Control, Identity and AgentSession on every ``listen`` address until ``stop`` is set.
+
+    Over mutual TLS with the cluster CA (made in etcd by `moor cluster init`), each call checked
+    against its caller's certificate (controller/authz.py); ``insecure``: plaintext and no checks,
+    for development only. ``join_listen``: where agents without a certificate yet join (server
+    TLS only; default: each listen address's port + 1). ``etcd_tls``: speak TLS to etcd.
 
     ``node_ttl``: seconds without a heartbeat after which a node is marked down.
     ``placement``: the cluster's placement settings (strategy spread or binpack).
     ``cluster_cidr``: where node subnets (a /24 each) come from; ``masquerade``: whether
     agents NAT their containers' outbound traffic through their host address.
     """
-    store = await Store.connect(etcd_endpoints)
+    store = await Store.connect(etcd_endpoints, tls=etcd_tls)
     controller_id = controller_id or default_controller_id()
+    authority = None if insecure else await _authority(store, node_cert_lifetime)
     events = EventHub()
     cache = Cache(store)
     sessions = Sessions(store, cache, node_ttl=node_ttl, cluster_cidr=cluster_cidr, masquerade=masquerade)
     reconciler = Reconciler(store, cache, node_ttl=node_ttl, placement=placement)
     election = Election(store, controller_id, ttl=LEADER_TTL)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
-    control_pb2_grpc.add_ControlServicer_to_server(ControlService(store, sessions, events, election), server)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[Authorizer(authority)])
+    control = ControlService(store, sessions, events, election, authority)
+    control_pb2_grpc.add_ControlServicer_to_server(control, server)
     agent_pb2_grpc.add_AgentSessionServicer_to_server(sessions, server)
     background: list[asyncio.Task[None]] = []
     try:
-        for address in listen:
-            if server.add_insecure_port(address) == 0:
+        if authority is None:
+            log.warning("serving without TLS and without access checks (--insecure): for development only")
+            ports = [(address, server.add_insecure_port) for address in listen]
+        else:
+            identity_pb2_grpc.add_IdentityServicer_to_server(IdentityService(authority), server)
+            certificate = ServerCertificate(authority, controller_id, server_names(listen))
+            api, join = (certificate.credentials(client_certificates=c) for c in (True, False))
+            ports = [(address, lambda a: server.add_secure_port(a, api)) for address in listen]
+            ports += [(a, lambda a: server.add_secure_port(a, join)) for a in join_listen or map(join_address, listen)]
+            background.append(asyncio.create_task(certificate.renew_forever(), name="certificate"))
+            background.append(
+                asyncio.create_task(authority.follow_revocations(sessions.certificate_revoked), name="revocations")
+            )
+        for address, add in ports:
+            if add(address) == 0:
                 raise OSError(f"cannot listen on {address}")
         background.append(asyncio.create_task(follow(store, cache, Router(reconciler, sessions, events)), name="watch"))
         await server.start()
         background.append(asyncio.create_task(election.run(reconciler.lead), name="election"))
-        log.info("controller ready", listen=list(listen), etcd=store.endpoint, id=controller_id, node_ttl=node_ttl)
+        log.info(
+            "controller ready", listen=list(listen), etcd=store.endpoint, id=controller_id, node_ttl=node_ttl,
+            tls=authority is not None, cluster=authority.cluster_id if authority else None,
+        )  # fmt: skip
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
         await server.stop(SHUTDOWN_GRACE)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
-from controller import network
+from controller import authz, network
 from controller.cache import Cache
 from controller.clock import now
 from controller.errors import StoreError
@@ -39,6 +39,7 @@ from moorage.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 log = structlog.get_logger("controller.sessions")
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the most reports one transaction records
+MAX_PENDING_STATUSES = 10_000  # unrecorded reports one session may hold (one per task it names)
 
 
 def apply_status(task: types_pb2.Task, status: agent_pb2.TaskStatus) -> types_pb2.Task:
@@ -95,6 +96,23 @@ def _log_query_ended(request_id: str, why: str) -> agent_pb2.LogChunk:
     return agent_pb2.LogChunk(request_id=request_id, eof=True, error=why)
 
 
+async def _until(messages: AsyncIterator[agent_pb2.AgentMessage], ended: asyncio.Event) -> AsyncIterator[agent_pb2.AgentMessage]:
+    """The session's messages until the stream ends or ``ended`` is set."""
+    stop = asyncio.ensure_future(ended.wait())
+    try:
+        while True:
+            message = asyncio.ensure_future(anext(messages, None))
+            await asyncio.wait((message, stop), return_when=asyncio.FIRST_COMPLETED)
+            if stop.done():
+                message.cancel()
+                return
+            if (received := message.result()) is None:
+                return
+            yield received
+    finally:
+        stop.cancel()
+
+
 @dataclass(eq=False)
 class _Connection:
     node_id: str
@@ -109,6 +127,13 @@ class _Connection:
     outbox: asyncio.Queue[agent_pb2.ControllerMessage] = field(default_factory=asyncio.Queue)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     peers_dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    serial: str = ""  # the serial of the certificate the session was opened with ("" when --insecure)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set to end the session from outside
+    end_reason: str = ""
+
+    def end(self, reason: str) -> None:
+        self.end_reason = reason
+        self.ended.set()
 
     def send(self, message: agent_pb2.ControllerMessage) -> None:
         self.outbox.put_nowait(message)
@@ -177,8 +202,15 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         if not node_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Register needs a node_id or a hostname")
             return
+        who = authz.caller()
+        if who is not None and who.name != node_id:
+            log.warning("session refused: node id is not the certificate's", node=node_id[:64], certificate=who.name)
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"this certificate is node {who.name!r}'s, not {node_id[:64]!r}'s"
+            )
+            return
         bound = log.bind(node=node_id)
-        conn = _Connection(node_id, register)
+        conn = _Connection(node_id, register, serial=who.serial_hex if who else "")
         await self._register(conn)
         if (replaced := self._connections.get(node_id)) is not None:
             self._end_routes(replaced)
@@ -202,8 +234,10 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             asyncio.create_task(self._record(conn)),
         ]
         try:
-            async for message in messages:
+            async for message in _until(messages, conn.ended):
                 await self._receive(conn, message)
+            if conn.ended.is_set():
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, conn.end_reason)
         finally:
             # Everything that must happen is done before the first await: once its peer is gone,
             # gRPC cancels this handler, and that cancellation lands in whatever it awaits next.
@@ -215,6 +249,20 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+
+    def disconnect(self, node_id: str) -> None:
+        """End ``node_id``'s session here, if it has one (the node was removed)."""
+        conn = self._connections.get(node_id)
+        if conn is not None:
+            log.info("ending the session of a removed node", node=node_id)
+            conn.end(f"node {node_id} was removed")
+
+    def certificate_revoked(self, serial: str) -> None:
+        """End the session opened with the certificate ``serial``, if this controller holds it."""
+        for conn in list(self._connections.values()):
+            if conn.serial == serial:
+                log.warning("ending a session: its certificate was revoked", node=conn.node_id, serial=serial)
+                conn.end(f"the certificate of node {conn.node_id} was revoked")
 
     async def _register(self, conn: _Connection) -> None:
         """Mark the node alive (a fresh lease) and READY, keeping what the
@@ -317,6 +365,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
     async def _receive(self, conn: _Connection, message: agent_pb2.AgentMessage) -> None:
         kind = message.WhichOneof("body")
         if kind == "status":
+            if len(conn.statuses) >= MAX_PENDING_STATUSES and message.status.task_id not in conn.statuses:
+                log.warning("dropping a status report: too many unrecorded ones", node=conn.node_id)
+                return
             conn.statuses[message.status.task_id] = message.status
             conn.reported.set()
         elif kind == "heartbeat":
@@ -325,9 +376,9 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
             except StoreError:
                 log.warning("could not renew the node's lease", node=conn.node_id, exc_info=True)
         elif kind == "logs":
-            self.logs.deliver(message.logs.request_id, message.logs, last=message.logs.eof)
+            self.logs.deliver(conn, message.logs.request_id, message.logs, last=message.logs.eof)
         elif kind == "exec":
-            self.execs.deliver(message.exec.request_id, message.exec)
+            self.execs.deliver(conn, message.exec.request_id, message.exec)
         else:
             log.warning("unexpected agent message", node=conn.node_id, kind=kind)
 

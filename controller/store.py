@@ -26,6 +26,7 @@ import structlog
 from google.protobuf.message import Message
 
 from controller.errors import ConflictError, StoreError, StoreUnavailableError
+from controller.etcdtls import EtcdTLS, TLSClient
 from moorage.v1 import types_pb2
 
 PREFIX = "/moorage/"
@@ -137,8 +138,11 @@ class Store:
     repeat fails its revision compare and the caller re-reads.
     """
 
-    def __init__(self, client: aetcd.Client, endpoint: str, endpoints: Sequence[str], timeout: float) -> None:
+    def __init__(
+        self, client: aetcd.Client, endpoint: str, endpoints: Sequence[str], timeout: float, tls: EtcdTLS | None = None
+    ) -> None:
         self._client = client
+        self._tls = tls
         self.endpoint = endpoint
         self._endpoints = list(endpoints)
         self._timeout = timeout
@@ -146,9 +150,12 @@ class Store:
         self._retired: list[aetcd.Client] = []
 
     @staticmethod
-    async def _open(endpoint: str, timeout: float) -> aetcd.Client:
+    async def _open(endpoint: str, timeout: float, tls: EtcdTLS | None) -> aetcd.Client:
         host, _, port = endpoint.rpartition(":")
-        client = aetcd.Client(host=host, port=int(port), timeout=timeout)  # type: ignore[arg-type]
+        if tls is None:
+            client = aetcd.Client(host=host, port=int(port), timeout=timeout)  # type: ignore[arg-type]
+        else:
+            client = TLSClient(host=host, port=int(port), timeout=timeout, tls=tls)
         try:
             await client.status()
         except BaseException:
@@ -157,17 +164,20 @@ class Store:
         return client
 
     @classmethod
-    async def connect(cls, endpoints: Sequence[str], *, timeout: float = 2.0) -> Store:
-        """Connect to the first endpoint ("host:port") that answers; keep the others for failover."""
-        client, endpoint = await cls._first_reachable(endpoints, timeout)
-        return cls(client, endpoint, endpoints, timeout)
+    async def connect(cls, endpoints: Sequence[str], *, timeout: float = 2.0, tls: EtcdTLS | None = None) -> Store:
+        """Connect to the first endpoint ("host:port") that answers; keep the others for failover.
+        ``tls``: speak TLS to etcd (its CA, and the controller's client certificate)."""
+        client, endpoint = await cls._first_reachable(endpoints, timeout, tls)
+        return cls(client, endpoint, endpoints, timeout, tls)
 
     @classmethod
-    async def _first_reachable(cls, endpoints: Sequence[str], timeout: float) -> tuple[aetcd.Client, str]:
+    async def _first_reachable(
+        cls, endpoints: Sequence[str], timeout: float, tls: EtcdTLS | None
+    ) -> tuple[aetcd.Client, str]:
         failures: list[str] = []
         for endpoint in endpoints:
             try:
-                return await cls._open(endpoint, timeout), endpoint
+                return await cls._open(endpoint, timeout, tls), endpoint
             except _FAILURES as e:
                 failures.append(f"{endpoint}: {e or type(e).__name__}")
         raise StoreUnavailableError(f"no etcd endpoint reachable ({'; '.join(failures) or 'none given'})")
@@ -178,7 +188,7 @@ class Store:
             if self._client is not failed:
                 return
             rotated = self._endpoints[self._endpoints.index(self.endpoint) + 1 :] + self._endpoints
-            client, endpoint = await self._first_reachable(rotated, self._timeout)
+            client, endpoint = await self._first_reachable(rotated, self._timeout, self._tls)
             log.warning("etcd endpoint failed over", old=self.endpoint, new=endpoint)
             # The old client stays open until ``close``: calls and watches still
             # in flight on it must end by themselves, not hang on a closed channel.
@@ -297,6 +307,44 @@ class Store:
             return bool(succeeded)
 
         return await self._call(run)
+
+    # -- raw records (messages without a version field: the cluster's identity) ----------
+
+    async def get_raw_versioned(self, key: str) -> tuple[bytes | None, int]:
+        """``key``'s value and its mod revision (None, 0 if absent)."""
+        kv = await self._call(lambda c: c.get(key.encode()))
+        return (None, 0) if kv is None else (bytes(kv.value), int(kv.mod_revision))
+
+    async def put_raw_if(self, key: str, value: bytes, expect: int) -> bool:
+        """Write ``key`` if it is still at mod revision ``expect`` (0: absent); False otherwise."""
+
+        async def run(client: aetcd.Client) -> bool:
+            txn = client.transactions
+            succeeded, _ = await client.transaction(
+                compare=[txn.mod(key.encode()) == expect], success=[txn.put(key.encode(), value)], failure=[]
+            )
+            return bool(succeeded)
+
+        return await self._call(run)
+
+    async def create(self, key: str, message: Message) -> bool:
+        """Write ``message`` at ``key`` unless the key exists; False if it did."""
+        return await self.put_raw_if(key, message.SerializeToString(deterministic=True), 0)
+
+    async def put_raw(self, key: str, value: bytes) -> None:
+        await self._call(lambda c: c.put(key.encode(), value))
+
+    async def put_with_ttl(self, key: str, value: bytes, ttl: int) -> None:
+        """Write ``key`` on a lease of its own: etcd deletes it after ``ttl`` seconds."""
+        lease = await self.grant(ttl)
+        await self.put_leased(key, value, lease)
+
+    async def delete_raw(self, key: str) -> None:
+        await self._call(lambda c: c.delete(key.encode()))
+
+    async def keys(self, prefix: str) -> list[str]:
+        result = await self._call(lambda c: c.get_prefix(prefix.encode(), keys_only=True))
+        return [kv.key.decode() for kv in result]
 
     async def watch(self, prefix: str) -> AsyncIterator[Change | None]:
         """Changes under ``prefix``, after a first ``None`` once the watch is in place.

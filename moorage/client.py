@@ -18,7 +18,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from moorage.addresses import split_addresses
-from moorage.v1 import control_pb2, control_pb2_grpc, types_pb2
+from moorage.tlsconfig import ClientTLS, secure_channel
+from moorage.v1 import control_pb2, control_pb2_grpc, identity_pb2, identity_pb2_grpc, types_pb2
 
 __all__ = ["ClientError", "ControlClient"]
 
@@ -39,14 +40,24 @@ class ControlClient:
 
     ``addresses`` is one ``HOST:PORT``, a comma-separated list, or a sequence of
     them. Unary calls fail after ``timeout`` seconds; streams have no deadline
-    (they stay open until the caller stops iterating).
+    (they stay open until the caller stops iterating). ``tls``: the CA and the
+    caller's certificate; None talks plaintext (to an --insecure controller).
     """
 
-    def __init__(self, addresses: str | Sequence[str], timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        addresses: str | Sequence[str],
+        timeout: float = 10.0,
+        tls: ClientTLS | None = None,
+        *,
+        missing_credentials: str = "",
+    ) -> None:
         self.addresses = split_addresses(addresses) if isinstance(addresses, str) else list(addresses)
         if not self.addresses:
             raise ValueError("no controller address given")
         self.timeout = timeout
+        self.tls = tls
+        self._missing_credentials = missing_credentials  # set: refuse every call with this message
         self._current = 0
         self._channels: dict[int, grpc.Channel] = {}
 
@@ -161,18 +172,40 @@ class ControlClient:
         finally:
             stream.cancel()
 
+    def remove_node(self, node_id: str, *, force: bool = False) -> list[str]:
+        """Remove a node; the serials of the certificates revoked with it."""
+        return list(self._call("RemoveNode", control_pb2.RemoveNodeRequest(id=node_id, force=force)).revoked_serials)
+
+    # --- identity ---------------------------------------------------------------------------
+
+    def join_token(self, role: str, *, rotate: bool = False, ttl: float = 0) -> identity_pb2.JoinToken:
+        request = identity_pb2.GetJoinTokenRequest(role=role, rotate=rotate, ttl=ttl)
+        return self._call("GetJoinToken", request, stub=identity_pb2_grpc.IdentityStub)  # type: ignore[no-any-return]
+
+    def issue_user_certificate(self, name: str, role: str, csr: bytes, lifetime: float = 0) -> identity_pb2.JoinResponse:
+        request = identity_pb2.IssueUserCertificateRequest(name=name, role=role, csr=csr, lifetime=lifetime)
+        return self._call("IssueUserCertificate", request, stub=identity_pb2_grpc.IdentityStub)  # type: ignore[no-any-return]
+
+    def renew(self, csr: bytes) -> identity_pb2.JoinResponse:
+        request = identity_pb2.RenewRequest(csr=csr)
+        return self._call("Renew", request, stub=identity_pb2_grpc.IdentityStub)  # type: ignore[no-any-return]
+
     # --- plumbing -------------------------------------------------------------------------
 
-    def _stub(self, index: int) -> control_pb2_grpc.ControlStub:
+    def _stub(self, index: int, stub: type[Any] = control_pb2_grpc.ControlStub) -> Any:
+        if self._missing_credentials:
+            raise ClientError(self._missing_credentials, grpc.StatusCode.UNAUTHENTICATED)
         if index not in self._channels:
-            self._channels[index] = grpc.insecure_channel(self.addresses[index])
-        return control_pb2_grpc.ControlStub(self._channels[index])
+            address = self.addresses[index]
+            channel = grpc.insecure_channel(address) if self.tls is None else secure_channel(address, self.tls)
+            self._channels[index] = channel
+        return stub(self._channels[index])
 
     def _order(self) -> list[int]:
         """The controller in use first, then the others in the order given."""
         return [self._current, *(i for i in range(len(self.addresses)) if i != self._current)]
 
-    def _call(self, method: str, request: object, *, reachable_only: bool = False) -> Any:
+    def _call(self, method: str, request: object, *, reachable_only: bool = False, stub: type[Any] = control_pb2_grpc.ControlStub) -> Any:
         """A unary call on the first controller that answers.
 
         With ``reachable_only`` any answer but "unavailable" will do (used to pick
@@ -181,7 +214,7 @@ class ControlClient:
         failure: grpc.RpcError | None = None
         for index in self._order():
             try:
-                response = getattr(self._stub(index), method)(request, timeout=self.timeout)
+                response = getattr(self._stub(index, stub), method)(request, timeout=self.timeout)
             except grpc.RpcError as exc:
                 if _code(exc) is not grpc.StatusCode.UNAVAILABLE:
                     self._current = index

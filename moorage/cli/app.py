@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from moorage import __version__
-from moorage.cli import apply, daemons, describe, events, exec, get, logs, nodes, reporting, services
+from moorage.cli import apply, cluster, daemons, describe, events, exec, get, logs, nodes, reporting, services
 from moorage.cli.common import ControllerOption
 from moorage.cli.config import connect
 from moorage.cli.lazy import lazy_group
@@ -92,6 +92,7 @@ app.command("exec", context_settings={"allow_interspersed_args": False})(exec.ex
 app.command()(services.delete)
 app.command()(services.scale)
 app.add_typer(nodes.app, name="node")
+app.add_typer(cluster.app, name="cluster")
 app.command()(events.events)
 app.command()(version)
 app.command()(schema)

@@ -1,4 +1,4 @@
-"""`moor node ls|inspect|drain|activate|pause|label`: the hosts of the cluster."""
+"""`moor node ls|inspect|drain|activate|pause|label|rm`: the hosts of the cluster."""
 
 from typing import TYPE_CHECKING, Annotated
 
@@ -93,6 +93,27 @@ def node_activate(node: NodeArgument, controller: ControllerOption = None) -> No
     from moorage.v1 import types_pb2
 
     _set_availability(controller, node, types_pb2.NODE_AVAILABILITY_ACTIVE, "activated")
+
+
+@app.command("rm")
+@reporting
+def node_rm(
+    node: NodeArgument,
+    force: Annotated[bool, typer.Option("--force", help="Remove a node that is still up.")] = False,
+    controller: ControllerOption = None,
+) -> None:
+    """Remove a node: revoke its certificates, end its session, release its subnet.
+
+    A node that is up is refused unless --force: drain it and stop its agent first.
+
+    Example: moor node rm h3
+    """
+    from moorage.cli.lookup import find_node
+
+    with connect(controller) as client:
+        found = find_node(client, node)
+        revoked = client.remove_node(found.id, force=force)
+    typer.echo(f"node/{found.id} removed" + (f" ({len(revoked)} certificate(s) revoked)" if revoked else ""))
 
 
 def parse_label_changes(items: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import grpc
 
+from moorage import tlsconfig
 from moorage.localcluster import network
 from moorage.localcluster.etcd import Etcd, EtcdCluster
-from moorage.localcluster.procs import Daemon, free_port, port_open, wait_for
+from moorage.localcluster.procs import Daemon, free_port_pair, port_open, wait_for
+from moorage.tlsconfig import ClientTLS
 from moorage.v1 import control_pb2, control_pb2_grpc, types_pb2
 
 LEDGER_DIR = Path("/run/moorage-localcluster")
@@ -220,6 +222,8 @@ class LocalCluster:
         self.controllers: list[ControllerProc] = []
         self.agents: list[AgentHost] = []
         self._channels: dict[str, grpc.Channel] = {}
+        self.admin: ClientTLS | None = None  # the admin credentials `moor cluster init` would give (set at start)
+        self.worker_token = ""
 
     # -- addresses ---------------------------------------------------------------
     @property
@@ -240,8 +244,13 @@ class LocalCluster:
     def controller_addresses(self) -> list[str]:
         return [c.address for c in self.controllers]
 
+    @property
+    def config_path(self) -> Path:
+        """The admin's `moor` config for this cluster (controllers, CA, certificate, key)."""
+        return self.base / "moor" / "config.yaml"
+
     def cli_env(self) -> dict[str, str]:
-        return {**os.environ, "MOOR_CONTROLLER": ",".join(self.controller_addresses)}
+        return {**os.environ, "MOOR_CONTROLLER": ",".join(self.controller_addresses), "MOOR_CONFIG": str(self.config_path)}
 
     # -- lifecycle ---------------------------------------------------------------
     def _track(self, daemon: Daemon) -> Daemon:
@@ -264,8 +273,10 @@ class LocalCluster:
             self.ledger.links.append(self.net.bridge)
             self.ledger.save()
             self.net.create()
+            self._init_identity()
             for index in range(1, self.controller_count + 1):
                 self._start_controller(index, timeout)
+            self._write_config()
             for index in range(1, self.host_count + 1):
                 self.add_host(index)
             self.wait_nodes_ready(timeout)
@@ -274,10 +285,34 @@ class LocalCluster:
             raise
         return self
 
+    def _init_identity(self) -> None:
+        """What `moor cluster init` does: the cluster CA in etcd, an admin certificate, the worker token."""
+        import asyncio
+
+        from controller.identity import bootstrap
+        from controller.store import Store
+
+        async def run() -> None:
+            store = await Store.connect(self.etcd_endpoints)
+            try:
+                made = await bootstrap(store, cluster_id=f"moorage-{self.id}")
+            finally:
+                await store.close()
+            self.admin = ClientTLS(made.ca, made.admin_cert, made.admin_key)
+            self.worker_token = made.worker_token
+
+        asyncio.run(run())
+
+    def _write_config(self) -> None:
+        from moorage.cli.config import write
+
+        assert self.admin is not None and self.admin.cert is not None and self.admin.key is not None
+        write(self.config_path, self.controller_addresses, self.admin.ca, self.admin.cert, self.admin.key, name="admin")
+
     def _start_controller(self, index: int, timeout: float) -> None:
         assert self.net is not None
         gateway = self.net.gateway
-        port = free_port(gateway)
+        port = free_port_pair(gateway)
         listen = [f"{gateway}:{port}", *(self.extra_listen if index == 1 else ())]
         argv = [MOOR, "controller", "--id", f"c{index}"]
         for endpoint in self.etcd_endpoints:
@@ -318,6 +353,9 @@ class LocalCluster:
         return next(a for a in self.agents if a.name == name)
 
     def start_agent(self, agent: AgentHost) -> None:
+        token_file = agent.state_dir.parent / "join-token"
+        token_file.write_text(self.worker_token)
+        token_file.chmod(0o600)
         argv = [
             NSENTER, f"--net=/run/netns/{agent.host.name}", "--",
             MOOR, "agent",
@@ -325,6 +363,7 @@ class LocalCluster:
             "--state-dir", str(agent.state_dir),
             "--node-id", agent.name,
             "--address", agent.host.address,
+            "--join-token-file", str(token_file),
         ]  # fmt: skip
         agent.daemon = self._track(Daemon(f"agent-{agent.name}", argv, agent.state_dir.parent / "agent.log").start())
 
@@ -399,7 +438,8 @@ class LocalCluster:
             controller = next(iter(self.live_controllers()), self.controllers[0])
         channel = self._channels.get(controller.address)
         if channel is None:
-            channel = self._channels[controller.address] = grpc.insecure_channel(controller.address)
+            assert self.admin is not None
+            channel = self._channels[controller.address] = tlsconfig.secure_channel(controller.address, self.admin)
         return control_pb2_grpc.ControlStub(channel)
 
     def stop(self) -> None:

@@ -22,6 +22,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port P with P + 1 free too: a controller's API port and its join port beside it."""
+    while True:
+        port = free_port(host)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
     """Poll ``predicate`` until it holds; raise naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout

@@ -235,3 +235,17 @@ class VersionInfo(_message.Message):
     controller_id: str
     leader: bool
     def __init__(self, version: _Optional[str] = ..., api: _Optional[str] = ..., controller_id: _Optional[str] = ..., leader: _Optional[bool] = ...) -> None: ...
+
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("id", "force")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    force: bool
+    def __init__(self, id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class RemoveNodeResponse(_message.Message):
+    __slots__ = ("revoked_serials",)
+    REVOKED_SERIALS_FIELD_NUMBER: _ClassVar[int]
+    revoked_serials: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, revoked_serials: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -90,6 +90,11 @@ class ControlStub:
                 request_serializer=moorage_dot_v1_dot_control__pb2.UpdateNodeRequest.SerializeToString,
                 response_deserializer=moorage_dot_v1_dot_types__pb2.Node.FromString,
                 _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/moorage.v1.Control/RemoveNode',
+                request_serializer=moorage_dot_v1_dot_control__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=moorage_dot_v1_dot_control__pb2.RemoveNodeResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/moorage.v1.Control/WatchEvents',
                 request_serializer=moorage_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
@@ -184,6 +189,14 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveNode(self, request, context):
+        """Removes a node that is down (or, with force, any node): its certificates are revoked, its
+        session ended, its subnet released; its tasks are replaced elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchEvents(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -267,6 +280,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.UpdateNode,
                     request_deserializer=moorage_dot_v1_dot_control__pb2.UpdateNodeRequest.FromString,
                     response_serializer=moorage_dot_v1_dot_types__pb2.Node.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=moorage_dot_v1_dot_control__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=moorage_dot_v1_dot_control__pb2.RemoveNodeResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -586,6 +604,33 @@ class Control:
             '/moorage.v1.Control/UpdateNode',
             moorage_dot_v1_dot_control__pb2.UpdateNodeRequest.SerializeToString,
             moorage_dot_v1_dot_types__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moorage.v1.Control/RemoveNode',
+            moorage_dot_v1_dot_control__pb2.RemoveNodeRequest.SerializeToString,
+            moorage_dot_v1_dot_control__pb2.RemoveNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,9 +13,13 @@ from typing import Any
 import aetcd
 import grpc
 
+from controller import identity
 from controller.server import serve
-from moorage.localcluster.procs import free_port, port_open
-from moorage.v1 import agent_pb2, agent_pb2_grpc, control_pb2_grpc, types_pb2
+from controller.store import Store
+from moorage import pki, tlsconfig
+from moorage.localcluster.procs import free_port_pair, port_open
+from moorage.tlsconfig import ClientTLS
+from moorage.v1 import agent_pb2, agent_pb2_grpc, control_pb2_grpc, identity_pb2, types_pb2
 
 Predicate = Callable[[], bool] | Callable[[], Awaitable[bool]]
 
@@ -34,13 +38,53 @@ async def eventually(predicate: Predicate, what: str, timeout: float = 10.0, int
         await asyncio.sleep(interval)
 
 
+@dataclass(frozen=True)
+class TestPKI:
+    """The cluster CA of a test's etcd: it signs the certificates the test's clients present."""
+
+    record: identity_pb2.ClusterIdentity
+
+    def credentials(self, name: str, role: str = pki.ADMIN) -> ClientTLS:
+        key = pki.new_key()
+        cert = pki.issue(
+            self.record.ca_certificate, self.record.ca_key, pki.make_csr(key, name),
+            name=name, role=role, lifetime=pki.NODE_CERT_LIFETIME,
+        )  # fmt: skip
+        return ClientTLS(self.record.ca_certificate, cert, key)
+
+
+# Controller address -> its cluster's CA (absent for an --insecure controller).
+CLUSTERS: dict[str, TestPKI] = {}
+
+
+async def cluster_pki(endpoints: list[str]) -> TestPKI:
+    """The CA in this etcd, made (as `moor cluster init` does) if there is none yet."""
+    store = await Store.connect(endpoints)
+    try:
+        record = await identity.load_cluster(store) or await identity.init_cluster(store)
+    finally:
+        await store.close()
+    return TestPKI(record)
+
+
+def credentials(address: str, name: str = "test-admin", role: str = pki.ADMIN) -> ClientTLS | None:
+    """Credentials for a client of the controller at ``address`` (None: it is --insecure)."""
+    found = CLUSTERS.get(address)
+    return found.credentials(name, role) if found is not None else None
+
+
 @contextlib.asynccontextmanager
 async def running_controller(etcd_endpoint: str | list[str], **options: Any) -> AsyncIterator[str]:
-    """A controller serving on a free loopback port (``options`` go to ``serve``); yields its address."""
-    port = free_port()
+    """A controller serving on a free loopback port (``options`` go to ``serve``); yields its address.
+
+    It serves TLS with the CA of its etcd (made on first use), unless ``insecure=True``.
+    """
+    port = free_port_pair()
     address = f"127.0.0.1:{port}"
     stop = asyncio.Event()
     endpoints = [etcd_endpoint] if isinstance(etcd_endpoint, str) else etcd_endpoint
+    if not options.get("insecure"):
+        CLUSTERS[address] = await cluster_pki(endpoints)
     server = asyncio.create_task(serve([address], endpoints, stop=stop, **options))
 
     def listening() -> bool:
@@ -54,12 +98,14 @@ async def running_controller(etcd_endpoint: str | list[str], **options: Any) -> 
         yield address
     finally:
         stop.set()
+        CLUSTERS.pop(address, None)
         await server
 
 
 @contextlib.asynccontextmanager
-async def control(address: str) -> AsyncIterator[control_pb2_grpc.ControlStub]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def control(address: str, role: str = pki.ADMIN) -> AsyncIterator[control_pb2_grpc.ControlStub]:
+    """A Control stub of the controller at ``address``, as a user of ``role``."""
+    async with tlsconfig.aio_channel(address, credentials(address, f"test-{role}", role)) as channel:
         yield control_pb2_grpc.ControlStub(channel)
 
 
@@ -80,6 +126,7 @@ class FakeAgent:
     address: str
     node_id: str
     log_lines: dict[str, list[str]] = field(default_factory=dict)
+    cluster: str = ""  # the controller whose CA signs this agent's certificate (default: ``address``)
     assignments: agent_pb2.Assignments | None = None
     versions: list[int] = field(default_factory=list)
     registered: str | None = None
@@ -91,7 +138,8 @@ class FakeAgent:
     _reader: asyncio.Task[None] | None = None
 
     async def start(self) -> FakeAgent:
-        self._channel = grpc.aio.insecure_channel(self.address)
+        tls = credentials(self.cluster or self.address, self.node_id, pki.WORKER)
+        self._channel = tlsconfig.aio_channel(self.address, tls)
         call = agent_pb2_grpc.AgentSessionStub(self._channel).Session(self._requests())
         register = agent_pb2.Register(
             node_id=self.node_id,

@@ -151,7 +151,7 @@ def test_a_silent_peer_has_its_session_ended_by_keepalive(etcd: Etcd) -> None:
     async def scenario() -> None:
         async with running_controller(etcd.endpoint, node_ttl=NODE_TTL) as address, control(address) as stub:
             async with relay_to(address) as relay:
-                agent = await ExecAgent(relay.address, "node-a").start()
+                agent = await ExecAgent(relay.address, "node-a", cluster=address).start()
                 try:
                     task = await running_web_task(stub, agent)
                     pending = asyncio.create_task(exec_error(stub, task.id))

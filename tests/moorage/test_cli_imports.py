@@ -106,6 +106,6 @@ def test_shell_completion_loads_nothing_heavy() -> None:
 
 def test_a_client_command_loads_the_client_only_when_it_runs() -> None:
     """The checks above are not vacuous: the same probe sees grpc once a command talks to a controller."""
-    output, loaded = probe(RUN, "get", "nodes", MOOR_CONTROLLER="127.0.0.1:1")
+    output, loaded = probe(RUN, "get", "nodes", MOOR_CONTROLLER="127.0.0.1:1", MOOR_INSECURE="1")
     assert "error: controller 127.0.0.1:1 unreachable" in output
     assert {"grpc", "moorage.client", "moorage.v1.control_pb2"} <= set(loaded)

@@ -119,6 +119,7 @@ def test_placement_strategy_choices_are_the_schedulers() -> None:
 def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.delenv(ENV_CONTROLLER, raising=False)
+    monkeypatch.delenv("MOOR_CONFIG", raising=False)  # the file under XDG_CONFIG_HOME is the one read
     (tmp_path / "moorage").mkdir()
     return tmp_path / "moorage" / "config.yaml"
 
@@ -185,3 +186,29 @@ def test_shell_completion(env: dict[str, str], expected: str) -> None:
     result = subprocess.run([MOOR], env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert expected in result.stdout
+
+
+def test_the_config_file_gives_the_credentials(config_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ca/cert/key are read relative to the file; MOOR_CONFIG names another file; without them,
+    the first call says how to get some."""
+    from moorage import pki
+    from moorage.cli.config import load, write
+
+    ca, ca_key = pki.new_ca("c1")
+    key = pki.new_key()
+    cert = pki.issue(ca, ca_key, pki.make_csr(key, "ann"), name="ann", role=pki.READONLY, lifetime=pki.USER_CERT_LIFETIME)
+    write(config_home, ["10.0.0.9:7420"], ca, cert, key, name="ann")
+    assert oct((config_home.parent / "ann.key").stat().st_mode & 0o777) == "0o600"
+    loaded = load(None)
+    assert loaded.controllers == ["10.0.0.9:7420"] and loaded.tls is not None
+    assert loaded.tls.identity() == pki.identity(cert) and loaded.tls.key == key
+    elsewhere = config_home.parent.parent / "other.yaml"
+    elsewhere.write_text("controller: 10.0.0.1:1\n")
+    monkeypatch.setenv("MOOR_CONFIG", str(elsewhere))
+    bare = load(None)
+    assert bare.tls is None and "no cluster credentials" in bare.missing_credentials
+    monkeypatch.setenv("MOOR_INSECURE", "1")
+    assert load(None).missing_credentials == ""
+    monkeypatch.setenv("MOOR_CONFIG", str(elsewhere) + ".missing")
+    with pytest.raises(CommandError, match="MOOR_CONFIG"):
+        load(None)

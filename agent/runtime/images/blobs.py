@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.runtime.errors import InvalidImage
-from agent.runtime.fsutil import atomic_write, canonical_json
+from agent.runtime.fsutil import canonical_json
+from moorage.fsutil import atomic_write
 
 _CHUNK = 1 << 20
 
