@@ -37,9 +37,9 @@ from controller.cache import Cache
 from controller.errors import StoreError
 from controller.exec import exec_routes
 from controller.heartbeats import NodeLease
+from controller.logs import log_routes
 from controller.peers import PeerUpdates
 from controller.registration import register_node
-from controller.routes import Routes
 from controller.status import StatusRecorder
 from controller.store import Store
 from moorage.v1 import agent_pb2, agent_pb2_grpc
@@ -47,11 +47,6 @@ from moorage.v1 import agent_pb2, agent_pb2_grpc
 log = structlog.get_logger("controller.sessions")
 
 Context = grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.ControllerMessage]
-
-
-def _log_query_ended(request_id: str, why: str) -> agent_pb2.LogChunk:
-    """The last chunk of a log query whose session ended."""
-    return agent_pb2.LogChunk(request_id=request_id, eof=True, error=why)
 
 
 @dataclass(eq=False)
@@ -91,7 +86,7 @@ class Sessions(agent_pb2_grpc.AgentSessionServicer):
         self._ttl = max(2, round(node_ttl))  # etcd leases count whole seconds (2 at least)
         self._connections: dict[str, _Connection] = {}
         # Calls relayed over the sessions: Control.Logs queries and Control.Exec calls.
-        self.logs: Routes[agent_pb2.LogChunk] = Routes(self._connections.get, _log_query_ended)
+        self.logs = log_routes(self._connections.get)
         self.execs = exec_routes(self._connections.get)
 
     # -- notifications from the task watch -------------------------------------------
