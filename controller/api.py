@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -14,6 +12,7 @@ import structlog
 import moorage
 from controller import authz
 from controller import exec as exec_relay
+from controller import logs as log_relay
 from controller.clock import now
 from controller.errors import (
     ConflictError,
@@ -42,7 +41,7 @@ from controller.store import (
     task_key,
 )
 from controller.validation import validate_specs
-from moorage.v1 import agent_pb2, control_pb2, control_pb2_grpc, types_pb2
+from moorage.v1 import control_pb2, control_pb2_grpc, types_pb2
 
 log = structlog.get_logger("controller.api")
 
@@ -321,7 +320,8 @@ class ControlService(control_pb2_grpc.ControlServicer):
             yield output
 
     async def Logs(self, request: control_pb2.LogsRequest, context: Context) -> AsyncIterator[types_pb2.LogEntry]:  # noqa: N802
-        """Ask the agent of every task with a container (or of the one task asked for) for its lines and merge them."""
+        """The lines of every task with a container (or of the one task asked for), relayed from
+        their agents (see controller/logs.py)."""
         try:
             if request.task_id:
                 tasks = [_required(await self._store.get_task(request.task_id), "task", request.task_id)]
@@ -331,40 +331,5 @@ class ControlService(control_pb2_grpc.ControlServicer):
         except ControllerError as e:
             await context.abort(_code(e), str(e))
             raise
-        sink: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue()
-        open_queries: dict[str, types_pb2.Task] = {}
-        for task in sorted(tasks, key=lambda t: (t.slot, t.id)):
-            if not (task.node_id and task.container_id):
-                continue
-            request_id = uuid.uuid4().hex
-            query = agent_pb2.LogsQuery(
-                request_id=request_id, task_id=task.id, follow=request.follow, tail=request.tail, since=request.since
-            )
-            if self._sessions.logs.open(task.node_id, request_id, agent_pb2.ControllerMessage(logs_query=query), sink):
-                open_queries[request_id] = task
-            else:
-                log.info("no session for the node of a task, skipping its logs", task=task.id, node=task.node_id)
-        backlog: list[types_pb2.LogEntry] = []
-        try:
-            while open_queries:
-                chunk = await sink.get()
-                task = open_queries[chunk.request_id]
-                if chunk.eof:
-                    del open_queries[chunk.request_id]
-                    if chunk.error:
-                        log.warning("agent could not send logs", task=task.id, node=task.node_id, error=chunk.error)
-                for entry in chunk.entries:
-                    merged = types_pb2.LogEntry()
-                    merged.CopyFrom(entry)
-                    merged.task_id, merged.slot, merged.node_id = task.id, task.slot, task.node_id
-                    if request.follow:
-                        yield merged
-                    else:
-                        backlog.append(merged)
-            # Without follow, every line is in hand: merge the tasks' lines by time.
-            for entry in sorted(backlog, key=lambda e: e.time.ToNanoseconds()):
-                yield entry
-        finally:
-            for request_id in open_queries:  # the caller stopped listening: the agent stops too
-                cancel = agent_pb2.LogsQuery(request_id=request_id, cancel=True)
-                self._sessions.logs.close(request_id, agent_pb2.ControllerMessage(logs_query=cancel))
+        async for entry in log_relay.relay(self._sessions.logs, tasks, request):
+            yield entry

@@ -9,7 +9,7 @@ import pytest
 
 from agent.converge import Action, action, networked, shutdown_status
 from agent.runtime.containers.containers import ContainerState, ContainerStatus
-from controller.sessions import recorded_shutdown
+from controller.status import recorded_shutdown
 from moorage.v1 import types_pb2
 
 S = types_pb2.TaskState

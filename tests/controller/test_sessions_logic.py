@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controller.sessions import apply_status, desired_view, recorded_shutdown
+from controller.assignments import desired_view
+from controller.status import apply_status, recorded_shutdown
 from moorage.v1 import agent_pb2, types_pb2
 
 
