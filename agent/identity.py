@@ -86,7 +86,7 @@ class NodeIdentity:
                 "--join-token (moor cluster join-token worker prints one)"
             )
         try:
-            parsed = pki.parse_token(token)
+            pki.parse_token(token)
         except pki.PKIError as e:
             raise JoinError(str(e)) from None
         attempt = 0
@@ -94,7 +94,9 @@ class NodeIdentity:
             controller = controllers[attempt % len(controllers)]
             attempt += 1
             try:
-                return await self._join(controller, token, parsed.ca_digest)
+                return await self._join(controller, token)
+            except pki.PKIError as e:
+                raise JoinError(f"join with {controller}: {e}") from None
             except (OSError, grpc.aio.AioRpcError) as e:
                 if isinstance(e, grpc.aio.AioRpcError) and e.code() in (
                     grpc.StatusCode.PERMISSION_DENIED,
@@ -104,14 +106,8 @@ class NodeIdentity:
                 log.warning("join failed, retrying", controller=controller, reason=str(e)[:200])
                 await asyncio.sleep(RETRY)
 
-    async def _join(self, controller: str, token: str, ca_digest: str) -> ClientTLS:
-        joining = tlsconfig.join_address(controller)
-        ca = await asyncio.to_thread(tlsconfig.fetch_ca, joining, ca_digest)
-        request = identity_pb2.JoinRequest(token=token, csr=pki.make_csr(self._key(), self.node_id), name=self.node_id)
-        async with tlsconfig.aio_channel(joining, ClientTLS(ca)) as channel:
-            response = await identity_pb2_grpc.IdentityStub(channel).Join(request, timeout=10)
-        if response.name != self.node_id or pki.ca_digest(response.ca_certificate) != ca_digest:
-            raise JoinError("the controller answered with a certificate for another node or cluster")
+    async def _join(self, controller: str, token: str) -> ClientTLS:
+        response = await tlsconfig.join(controller, token, self._key(), self.node_id)
         log.info("joined the cluster", cluster=response.cluster_id, until=f"{pki.identity(response.certificate).not_after:%Y-%m-%dT%H:%M}Z")
         return self._save(response)
 

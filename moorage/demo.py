@@ -1,10 +1,11 @@
 """`make demo` / `make demo-down`: a one-machine cluster running examples/.
 
 ``up`` starts etcd, a controller (also on 127.0.0.1:7420, the CLI's default
-address, so plain `moor get tasks` works afterwards) and two agent hosts in
-network namespaces, imports the busybox image on both, applies
-examples/hello.yaml and shows the tasks and their logs. ``down`` removes all
-of it.
+address) and two agent hosts in network namespaces, all over mutual TLS with the
+cluster CA, imports the busybox image on both, applies examples/hello.yaml and
+shows the tasks and their logs. It writes an admin config where `moor` looks by
+default ($MOOR_CONFIG or ~/.config/moorage/config.yaml), so plain `moor get tasks`
+works afterwards. ``down`` removes all of it, that config included.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from moorage.cli import config
 from moorage.localcluster import busybox
 from moorage.localcluster.cluster import LEDGER_DIR, MOOR, Ledger, LocalCluster
 
 DEMO_NAME = "demo"
 CLI_ADDRESS = "127.0.0.1:7420"
+ADMIN = "demo-admin"  # the name of the demo's admin certificate, beside its config
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -31,6 +34,11 @@ def down() -> None:
         print("demo cluster removed")
     else:
         print("no demo cluster is running")
+    path = config.config_path()
+    if path.exists() and f"cert: {ADMIN}.crt" in path.read_text(errors="replace"):
+        for name in (path, path.parent / f"{ADMIN}.crt", path.parent / f"{ADMIN}.key", path.parent / "ca.crt"):
+            name.unlink(missing_ok=True)
+        print(f"demo admin config {path} removed")
 
 
 def say(text: str) -> None:
@@ -55,6 +63,10 @@ def up(base: Path) -> None:
         image_sources={"busybox": rootfs},
     )
     cluster.start()
+    admin = cluster.admin
+    assert admin is not None and admin.cert is not None and admin.key is not None
+    written = config.write(config.config_path(), [CLI_ADDRESS], admin.ca, admin.cert, admin.key, name=ADMIN)
+    print(f"  admin config for moor: {written}")
     for agent in cluster.agents:
         print(f"  host {agent.name}: network namespace {agent.host.name}, address {agent.host.address}")
     print(f"  controller: {cluster.controller_address} and {CLI_ADDRESS}; etcd: {cluster.etcd.endpoint}")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import grpc
 
     from moorage import pki
+    from moorage.v1 import identity_pb2
 
 # Every controller certificate carries this DNS name; clients verify controllers by it (with
 # gRPC's target name override), so a controller reached at any address or through any proxy
@@ -98,3 +99,22 @@ def fetch_ca(address: str, ca_digest: str, timeout: float = 5.0) -> bytes:
         if pki.ca_digest(pem) == ca_digest:
             return pem
     raise pki.PKIError(f"controller {address} does not present the CA this join token pins")
+
+
+async def join(controller: str, token: str, key: bytes, name: str) -> identity_pb2.JoinResponse:
+    """Trade a join token and a request for ``key`` for a certificate of ``name`` (Identity.Join on
+    the controller's join port, verified with the CA the token pins)."""
+    import asyncio
+
+    from moorage import pki
+    from moorage.v1 import identity_pb2, identity_pb2_grpc
+
+    digest = pki.parse_token(token).ca_digest
+    joining = join_address(controller)
+    ca = await asyncio.to_thread(fetch_ca, joining, digest)
+    request = identity_pb2.JoinRequest(token=token, csr=pki.make_csr(key, name), name=name)
+    async with aio_channel(joining, ClientTLS(ca)) as channel:
+        response: identity_pb2.JoinResponse = await identity_pb2_grpc.IdentityStub(channel).Join(request, timeout=10)
+    if response.name != name or pki.ca_digest(response.ca_certificate) != digest:
+        raise pki.PKIError("the controller answered with a certificate for another name or cluster")
+    return response

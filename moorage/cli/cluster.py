@@ -117,3 +117,37 @@ def user_cert(
         controllers = client.addresses
     path = write(out, controllers, issued.ca_certificate, issued.certificate, key, name=name)
     typer.echo(f"{issued.role} certificate for {issued.name} written with its config to {path} (use MOOR_CONFIG={path})")
+
+
+@app.command("join")
+@reporting
+def join(
+    token: Annotated[str, typer.Option("--token", envvar="MOOR_JOIN_TOKEN", help="An admin join token.")],
+    name: Annotated[str, typer.Option("--name", help="Your user name (the certificate's CN).")],
+    controller: Annotated[
+        list[str], typer.Option("--controller", help="Controller address HOST:PORT; repeatable.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Join as an admin user with an admin join token: a key made here, a certificate, a config.
+
+    Example: moor cluster join --token MOOR1-... --name alice --controller 10.0.0.2:7420
+    """
+    import asyncio
+
+    import grpc
+
+    from moorage import pki, tlsconfig
+    from moorage.cli.config import config_path, write
+
+    key = pki.new_key()
+    try:
+        joined = asyncio.run(tlsconfig.join(controller[0], token, key, name))
+    except pki.PKIError as e:
+        raise CommandError(str(e), EXIT_INVALID) from None
+    except grpc.aio.AioRpcError as e:
+        raise CommandError(f"join refused by {controller[0]}: {e.details()}") from None
+    if joined.role != pki.ADMIN:
+        raise CommandError(f"that token is a {joined.role} token: agents join with it, users need an admin token")
+    path = write(config or config_path(), controller, joined.ca_certificate, joined.certificate, key, name=name)
+    typer.echo(f"joined cluster {joined.cluster_id} as admin {joined.name}; config written to {path}")

@@ -46,7 +46,7 @@ def controller(
     etcd_key: EtcdKeyOption = None,
     insecure: InsecureServingOption = False,
     node_cert_ttl: Annotated[
-        float, typer.Option("--node-cert-ttl", min=60, help="Seconds a node certificate is valid (default: 7 days).")
+        float, typer.Option("--node-cert-ttl", min=5, help="Seconds a node certificate is valid (default: 7 days).")
     ] = 7 * 86400,
     node_ttl: Annotated[
         float, typer.Option("--node-ttl", min=2, help="Seconds without a heartbeat before a node is marked down.")

@@ -198,6 +198,7 @@ class LocalCluster:
         controllers: int = 1,
         etcd_members: int = 1,
         node_ttl: float | None = None,
+        node_cert_ttl: float | None = None,
     ) -> None:
         global _counter
         _counter += 1
@@ -219,6 +220,7 @@ class LocalCluster:
         self.net: network.TestNetwork | None = None
         self.controller_count = controllers
         self.node_ttl = node_ttl
+        self.node_cert_ttl = node_cert_ttl
         self.controllers: list[ControllerProc] = []
         self.agents: list[AgentHost] = []
         self._channels: dict[str, grpc.Channel] = {}
@@ -321,6 +323,8 @@ class LocalCluster:
             argv += ["--listen", address]
         if self.node_ttl is not None:
             argv += ["--node-ttl", str(self.node_ttl)]
+        if self.node_cert_ttl is not None:
+            argv += ["--node-cert-ttl", str(self.node_cert_ttl)]
         log_path = self.base / ("controller.log" if index == 1 else f"controller{index}.log")
         daemon = self._track(Daemon(f"controller-c{index}", argv, log_path).start())
         self.controllers.append(ControllerProc(f"c{index}", listen[0], daemon))

@@ -25,10 +25,44 @@ class Etcd:
     peer_port: int = 0
     name: str = "moorage-etcd"
     daemon: Daemon | None = None
+    tls: bool = False  # serve clients over TLS, requiring client certificates of its own CA
 
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.client_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    def client_credentials(self) -> tuple[bytes, bytes, bytes]:
+        """(CA, client certificate, client key) for a client of a TLS member."""
+        return tuple((self.tls_dir / name).read_bytes() for name in ("ca.crt", "client.crt", "client.key"))  # type: ignore[return-value]
+
+    def _make_tls(self) -> list[str]:
+        """A CA of its own, a server certificate for ``host`` and a client pair; etcd's TLS flags."""
+        import datetime as dt
+
+        from moorage import pki
+
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        ca, ca_key = pki.new_ca(f"{self.name}-ca")
+        files = {"ca.crt": ca}
+        for role, name in (("server", "server"), ("client", "client")):
+            key = pki.new_key()
+            names = (self.host,) if role == "server" else ()
+            cert = pki.issue(
+                ca, ca_key, pki.make_csr(key, name), name=name, role=pki.CONTROLLER,
+                lifetime=dt.timedelta(days=1), server_names=names,
+            )  # fmt: skip
+            files[f"{name}.crt"], files[f"{name}.key"] = cert, key
+        for name, data in files.items():
+            (self.tls_dir / name).write_bytes(data)
+            (self.tls_dir / name).chmod(0o600)
+        return [
+            "--cert-file", str(self.tls_dir / "server.crt"), "--key-file", str(self.tls_dir / "server.key"),
+            "--trusted-ca-file", str(self.tls_dir / "ca.crt"), "--client-cert-auth",
+        ]  # fmt: skip
 
     @property
     def peer_url(self) -> str:
@@ -38,7 +72,7 @@ class Etcd:
         """Start the process without waiting; ``initial_cluster`` names every member (default: only this one)."""
         self.client_port = self.client_port or free_port(self.host)
         self.peer_port = self.peer_port or free_port(self.host)
-        client_url = f"http://{self.host}:{self.client_port}"
+        client_url = f"{'https' if self.tls else 'http'}://{self.host}:{self.client_port}"
         argv = [
             ETCD,
             "--name", self.name,
@@ -51,6 +85,7 @@ class Etcd:
             "--heartbeat-interval", str(HEARTBEAT_MS),
             "--election-timeout", str(ELECTION_MS),
             "--log-level", "warn",
+            *(self._make_tls() if self.tls else []),
         ]  # fmt: skip
         self.daemon = Daemon(self.name, argv, self.data_dir / "etcd.log").start()
         return self

@@ -14,6 +14,7 @@ import aetcd
 import grpc
 
 from controller import identity
+from controller.etcdtls import EtcdTLS
 from controller.server import serve
 from controller.store import Store
 from moorage import pki, tlsconfig
@@ -57,9 +58,9 @@ class TestPKI:
 CLUSTERS: dict[str, TestPKI] = {}
 
 
-async def cluster_pki(endpoints: list[str]) -> TestPKI:
+async def cluster_pki(endpoints: list[str], etcd_tls: EtcdTLS | None = None) -> TestPKI:
     """The CA in this etcd, made (as `moor cluster init` does) if there is none yet."""
-    store = await Store.connect(endpoints)
+    store = await Store.connect(endpoints, tls=etcd_tls)
     try:
         record = await identity.load_cluster(store) or await identity.init_cluster(store)
     finally:
@@ -84,7 +85,7 @@ async def running_controller(etcd_endpoint: str | list[str], **options: Any) -> 
     stop = asyncio.Event()
     endpoints = [etcd_endpoint] if isinstance(etcd_endpoint, str) else etcd_endpoint
     if not options.get("insecure"):
-        CLUSTERS[address] = await cluster_pki(endpoints)
+        CLUSTERS[address] = await cluster_pki(endpoints, options.get("etcd_tls"))
     server = asyncio.create_task(serve([address], endpoints, stop=stop, **options))
 
     def listening() -> bool:

@@ -161,12 +161,7 @@ async def test_impostors_are_refused(etcd: Etcd) -> None:
 
 
 async def join(address: str, token: str, name: str, key: bytes | None = None) -> identity_pb2.JoinResponse:
-    key = key or pki.new_key()
-    joining = tlsconfig.join_address(address)
-    ca = await asyncio.to_thread(tlsconfig.fetch_ca, joining, pki.parse_token(token).ca_digest)
-    async with tlsconfig.aio_channel(joining, ClientTLS(ca)) as channel:
-        request = identity_pb2.JoinRequest(token=token, csr=pki.make_csr(key, name), name=name)
-        return await identity_pb2_grpc.IdentityStub(channel).Join(request, timeout=5)
+    return await tlsconfig.join(address, token, key or pki.new_key(), name)
 
 
 async def identity_stub_call(address: str, method: str, request: object) -> object:
