@@ -42,6 +42,7 @@ HOSTS = 3
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 DEADLINE = 120.0
 BACKSTOP = 0.5  # seconds between ListTasks checks, should an event be missed
+ROUNDS = 3  # of each of mTLS and --insecure, alternating
 PREPARING, STARTING = types_pb2.TASK_STATE_PREPARING, types_pb2.TASK_STATE_STARTING
 # (stage, the mark it starts from, the mark it ends at), marks in seconds after the apply
 STAGES = [
@@ -119,8 +120,8 @@ def log_marks(paths: Iterable[Path]) -> dict[str, dict[str, float]]:
     return marks
 
 
-def moorage_apply(rootfs: Path, work: Path) -> Run:
-    cluster = LocalCluster(work / "moorage-bench-apply", HOSTS, image_sources={"busybox": rootfs}).start()
+def moorage_apply(rootfs: Path, work: Path, *, insecure: bool = False, name: str = "moorage-bench-apply") -> Run:
+    cluster = LocalCluster(work / name, HOSTS, image_sources={"busybox": rootfs}, insecure=insecure).start()
     try:
         specs = [
             types_pb2.ServiceSpec(name=f"svc{i}", image="busybox", args=COMMAND, replicas=REPLICAS, stop_grace_period=1)
@@ -204,7 +205,12 @@ def main(argv: list[str]) -> None:
     work = Path(tempfile.mkdtemp(prefix="moorage-bench-"))
     try:
         rootfs = busybox.make_rootfs(work / "rootfs")
-        run = moorage_apply(rootfs, work)
+        # mTLS (the default) and --insecure alternate, so that load on this machine hits both alike.
+        runs = {"tls": [], "plaintext": []}
+        for round_ in range(ROUNDS):
+            for mode in runs:
+                runs[mode].append(moorage_apply(rootfs, work, insecure=mode == "plaintext", name=f"moorage-bench-apply-{mode}{round_}"))
+        run = runs["tls"][0]
         anchor = runc_anchor(rootfs, work, SERVICES * REPLICAS) if shutil.which("runc") else float("nan")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -216,3 +222,7 @@ def main(argv: list[str]) -> None:
     print(f"{'apply -> task started, p50 (s)':<46}{statistics.median(per_task):>10.3f}")
     print(f"{'apply -> task started, p99 (s)':<46}{percentile(per_task, 0.99):>10.3f}  (target p99 < 1 s)")
     print_stages(run)
+    print(f"\nmTLS beside --insecure, {ROUNDS} alternating rounds each{'tls':>10}{'plaintext':>12}")
+    for label, figure in (("wall (s), median of rounds", lambda r: r.wall), ("task started p99 (s), median", lambda r: percentile(r.started(), 0.99))):
+        tls, plain = (statistics.median(figure(r) for r in runs[m]) for m in ("tls", "plaintext"))
+        print(f"{label:<46}{tls:>10.3f}{plain:>12.3f}  ({(tls / plain - 1) * 100:+.0f} %)")

@@ -45,6 +45,10 @@ def controller(
     etcd_cert: EtcdCertOption = None,
     etcd_key: EtcdKeyOption = None,
     insecure: InsecureServingOption = False,
+    join_listen: Annotated[
+        list[str] | None,
+        typer.Option("--join-listen", help="Where agents without a certificate join; repeatable (default: each --listen port + 1)."),
+    ] = None,
     node_cert_ttl: Annotated[
         float, typer.Option("--node-cert-ttl", min=5, help="Seconds a node certificate is valid (default: 7 days).")
     ] = 7 * 86400,
@@ -96,6 +100,7 @@ def controller(
                 insecure=insecure,
                 etcd_tls=etcd_tls(etcd_ca, etcd_cert, etcd_key),
                 node_cert_lifetime=dt.timedelta(seconds=node_cert_ttl),
+                join_listen=join_listen,
             )
         )
     except IdentityError as e:

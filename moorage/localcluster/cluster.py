@@ -199,6 +199,7 @@ class LocalCluster:
         etcd_members: int = 1,
         node_ttl: float | None = None,
         node_cert_ttl: float | None = None,
+        insecure: bool = False,
     ) -> None:
         global _counter
         _counter += 1
@@ -221,6 +222,7 @@ class LocalCluster:
         self.controller_count = controllers
         self.node_ttl = node_ttl
         self.node_cert_ttl = node_cert_ttl
+        self.insecure = insecure  # plaintext, no certificates (`--insecure`): only to measure what TLS costs
         self.controllers: list[ControllerProc] = []
         self.agents: list[AgentHost] = []
         self._channels: dict[str, grpc.Channel] = {}
@@ -252,7 +254,8 @@ class LocalCluster:
         return self.base / "moor" / "config.yaml"
 
     def cli_env(self) -> dict[str, str]:
-        return {**os.environ, "MOOR_CONTROLLER": ",".join(self.controller_addresses), "MOOR_CONFIG": str(self.config_path)}
+        env = {**os.environ, "MOOR_CONTROLLER": ",".join(self.controller_addresses), "MOOR_CONFIG": str(self.config_path)}
+        return {**env, "MOOR_INSECURE": "1"} if self.insecure else env
 
     # -- lifecycle ---------------------------------------------------------------
     def _track(self, daemon: Daemon) -> Daemon:
@@ -275,10 +278,12 @@ class LocalCluster:
             self.ledger.links.append(self.net.bridge)
             self.ledger.save()
             self.net.create()
-            self._init_identity()
+            if not self.insecure:
+                self._init_identity()
             for index in range(1, self.controller_count + 1):
                 self._start_controller(index, timeout)
-            self._write_config()
+            if not self.insecure:
+                self._write_config()
             for index in range(1, self.host_count + 1):
                 self.add_host(index)
             self.wait_nodes_ready(timeout)
@@ -325,6 +330,8 @@ class LocalCluster:
             argv += ["--node-ttl", str(self.node_ttl)]
         if self.node_cert_ttl is not None:
             argv += ["--node-cert-ttl", str(self.node_cert_ttl)]
+        if self.insecure:
+            argv.append("--insecure")
         log_path = self.base / ("controller.log" if index == 1 else f"controller{index}.log")
         daemon = self._track(Daemon(f"controller-c{index}", argv, log_path).start())
         self.controllers.append(ControllerProc(f"c{index}", listen[0], daemon))
@@ -367,7 +374,7 @@ class LocalCluster:
             "--state-dir", str(agent.state_dir),
             "--node-id", agent.name,
             "--address", agent.host.address,
-            "--join-token-file", str(token_file),
+            *(["--insecure"] if self.insecure else ["--join-token-file", str(token_file)]),
         ]  # fmt: skip
         agent.daemon = self._track(Daemon(f"agent-{agent.name}", argv, agent.state_dir.parent / "agent.log").start())
 
@@ -442,8 +449,11 @@ class LocalCluster:
             controller = next(iter(self.live_controllers()), self.controllers[0])
         channel = self._channels.get(controller.address)
         if channel is None:
-            assert self.admin is not None
-            channel = self._channels[controller.address] = tlsconfig.secure_channel(controller.address, self.admin)
+            if self.admin is None:  # insecure
+                channel = grpc.insecure_channel(controller.address)
+            else:
+                channel = tlsconfig.secure_channel(controller.address, self.admin)
+            self._channels[controller.address] = channel
         return control_pb2_grpc.ControlStub(channel)
 
     def stop(self) -> None:
