@@ -350,3 +350,29 @@ async def test_a_node_renews_its_certificate_without_dropping_its_session(etcd: 
         await eventually(lambda: agent.answered_heartbeats > beats, "the session still answers")
         assert NodeIdentity(tmp_path, "renewer").load() is not None  # type: ignore[arg-type]  (kept on disk)
         await agent.close()
+
+
+@synchronous
+async def test_expired_and_oversized_credentials_are_refused(etcd: Etcd) -> None:
+    async with running_controller(etcd.endpoint) as address:
+        record = CLUSTERS[address].record
+        key = pki.new_key()
+        stale = pki.issue(
+            record.ca_certificate, record.ca_key, pki.make_csr(key, "old"), name="old", role=pki.ADMIN,
+            lifetime=dt.timedelta(hours=1), at=pki.now() - dt.timedelta(days=1),
+        )  # fmt: skip
+        async with tlsconfig.aio_channel(address, ClientTLS(record.ca_certificate, stale, key)) as channel:
+            assert await call(channel, "/moorage.v1.Control/ListServices") == grpc.StatusCode.UNAVAILABLE
+        token = (await identity_stub_call(address, "GetJoinToken", identity_pb2.GetJoinTokenRequest(role="worker"))).token
+        joining = tlsconfig.join_address(address)
+        async with tlsconfig.aio_channel(joining, ClientTLS(record.ca_certificate)) as channel:
+            stub = identity_pb2_grpc.IdentityStub(channel)
+            for request, expected in (
+                (identity_pb2.JoinRequest(token=token, csr=b"x" * 100_000, name="big"), "larger than"),
+                (identity_pb2.JoinRequest(token=token, csr=pki.make_csr(pki.new_key(), "n"), name="n" * 1_000_000), "must be 1-128"),
+                (identity_pb2.JoinRequest(token=token + "x" * 1000, csr=b"", name="n"), "not a Moorage join token"),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.Join(request, timeout=5)
+                assert expected in (refused.value.details() or "")
+                assert len(refused.value.details() or "") <= 500
