@@ -115,9 +115,12 @@ async def serve(
         else:
             identity_pb2_grpc.add_IdentityServicer_to_server(IdentityService(authority), server)
             certificate = ServerCertificate(authority, controller_id, server_names(listen))
-            api, join = (certificate.credentials(client_certificates=c) for c in (True, False))
-            ports = [(address, lambda a: server.add_secure_port(a, api)) for address in listen]
-            ports += [(a, lambda a: server.add_secure_port(a, join)) for a in join_listen or map(join_address, listen)]
+            # A credentials object per port: gRPC asks each port's fetcher for its own first configuration.
+            ports = [
+                (address, lambda a, c=client_certificates: server.add_secure_port(a, certificate.credentials(client_certificates=c)))
+                for addresses, client_certificates in ((listen, True), (join_listen or [join_address(a) for a in listen], False))
+                for address in addresses
+            ]
             background.append(asyncio.create_task(certificate.renew_forever(), name="certificate"))
             background.append(
                 asyncio.create_task(authority.follow_revocations(sessions.certificate_revoked), name="revocations")

@@ -376,3 +376,24 @@ async def test_expired_and_oversized_credentials_are_refused(etcd: Etcd) -> None
                     await stub.Join(request, timeout=5)
                 assert expected in (refused.value.details() or "")
                 assert len(refused.value.details() or "") <= 500
+
+
+@synchronous
+async def test_a_controller_serves_tls_on_every_listen_address(etcd: Etcd) -> None:
+    """Two API addresses (as `make demo` has) and their join ports: each has credentials of its own."""
+    from controller.server import serve
+    from moorage.localcluster.procs import free_port_pair, port_open
+    from tests.controller.harness import TestPKI, cluster_pki
+
+    addresses = [f"127.0.0.1:{free_port_pair()}" for _ in range(2)]
+    found: TestPKI = await cluster_pki([etcd.endpoint])
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(addresses, [etcd.endpoint], stop=stop))
+    try:
+        await eventually(lambda: all(port_open("127.0.0.1", int(a.rsplit(":", 1)[1]) + 1) for a in addresses), "both ports")
+        for address in addresses:
+            async with tlsconfig.aio_channel(address, found.credentials("two", pki.ADMIN)) as channel:
+                assert await call(channel, "/moorage.v1.Control/GetVersion") == grpc.StatusCode.OK
+    finally:
+        stop.set()
+        await server
