@@ -81,7 +81,10 @@ def _add_tree(tar: tarfile.TarFile, dir_fd: int, prefix: str, overlay: bool, ino
         raise InvalidImage(f"{prefix.rstrip('/')}: the tree is deeper than the limit path_depth")
     for name in sorted(os.listdir(dir_fd)):
         arcname = prefix + name
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # removed since it was listed (a running container's rw layer)
         if stat.S_ISDIR(st.st_mode):
             fd = _open_or_none(name, DIR_FLAGS, dir_fd)
             if fd is None:
@@ -108,8 +111,14 @@ def _add_tree(tar: tarfile.TarFile, dir_fd: int, prefix: str, overlay: bool, ino
                 else:
                     tar.addfile(info, f)
         elif stat.S_ISLNK(st.st_mode):
+            try:
+                target = os.readlink(name, dir_fd=dir_fd)
+            except (FileNotFoundError, OSError) as e:
+                if isinstance(e, FileNotFoundError) or e.errno == errno.EINVAL:
+                    continue  # no longer a symlink: changed since it was looked at
+                raise
             info = _info(arcname, st)
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
+            info.type, info.linkname = tarfile.SYMTYPE, target
             tar.addfile(info)
         elif overlay and is_whiteout(st):
             tar.addfile(_marker(st.st_mtime, prefix + WHITEOUT_PREFIX + name), io.BytesIO(b""))
