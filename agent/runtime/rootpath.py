@@ -110,7 +110,11 @@ class Root:
 
     def open_dir(self, path: str) -> int:
         """A read fd of the directory at ``path`` (a last symlink is followed only with ``follow``)."""
-        return self.open(path, DIR_FLAGS & ~os.O_NOFOLLOW if self.resolve == IN_ROOT else DIR_FLAGS)
+        return self.open(path, self._dir_flags)
+
+    @property
+    def _dir_flags(self) -> int:
+        return DIR_FLAGS & ~os.O_NOFOLLOW if self.resolve == IN_ROOT else DIR_FLAGS
 
     def lstat(self, path: str) -> os.stat_result:
         """The entry at ``path`` itself (a last symlink is not followed)."""
@@ -141,26 +145,48 @@ class Root:
     def make_dirs(self, path: str, mode: int = 0o755) -> int:
         """A read fd of the directory ``path``, made (with its missing parents) if needed.
 
-        Existing components are walked one by one with O_NOFOLLOW|O_DIRECTORY: a symlink or a
-        non-directory on the way is an OSError (ELOOP, ENOTDIR), never followed.
+        Each missing component is made with mkdirat in the fd of its parent, which the kernel
+        resolved under this root's rules; a symlink the rules do not follow, a symlink to
+        nothing or a non-directory on the way is an OSError (ELOOP, ENOENT, ENOTDIR).
         """
         try:
-            return self.open(path, DIR_FLAGS)
+            return self.open(path, self._dir_flags)
         except FileNotFoundError:
             pass
-        fd = os.dup(self.fd)
-        try:
-            for part in (p for p in path.split("/") if p and p != "."):
-                if part == "..":
-                    raise OSError(errno.EXDEV, "a '..' component", path)
+        parts = [p for p in path.split("/") if p and p != "."]
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            try:
+                fd = self.open(prefix, self._dir_flags)
+            except FileNotFoundError:
+                parent = self.open("/".join(parts[: depth - 1]), self._dir_flags)
                 try:
-                    os.mkdir(part, mode, dir_fd=fd)
+                    os.mkdir(parts[depth - 1], mode, dir_fd=parent)
                 except FileExistsError:
-                    pass
-                child = os.open(part, DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = child
-            return fd
-        except BaseException:
+                    pass  # made meanwhile, or a dangling symlink: the open below tells
+                finally:
+                    os.close(parent)
+                fd = self.open(prefix, self._dir_flags)
+            if depth == len(parts):
+                return fd
             os.close(fd)
-            raise
+        return self.open("", self._dir_flags)
+
+    def make_file(self, path: str, mode: int = 0o644) -> int:
+        """An O_PATH fd of the file at ``path`` (a last symlink followed only with ``follow``),
+        made as an empty regular file in a directory made by ``make_dirs`` if missing."""
+        flags = PATH_FLAGS & ~os.O_NOFOLLOW if self.resolve == IN_ROOT else PATH_FLAGS
+        try:
+            return self.open(path, flags)
+        except FileNotFoundError:
+            pass
+        parent_path, name = split(path)
+        parent = self.make_dirs(parent_path)
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                             dir_fd=parent))
+        except FileExistsError:
+            pass  # made meanwhile, or a dangling symlink: the open below tells
+        finally:
+            os.close(parent)
+        return self.open(path, flags)

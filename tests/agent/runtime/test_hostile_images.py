@@ -10,12 +10,14 @@ import dataclasses
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from agent.runtime import ContainerSpec, ImageConfig, ImageStore, InvalidSpec, MountSpec, Runtime
+from agent.runtime import ContainerSpec, ImageConfig, ImageStore, InvalidSpec, MountSpec, Runtime, StartFailed
 from agent.runtime.containers.volumes import Volumes
 from tests.agent.runtime.support import HostFiles, lines
 
@@ -141,3 +143,48 @@ def test_user_lookup_follows_symlinks_inside_the_image(images: ImageStore, runti
     runtime.create("c1", ContainerSpec(name="c1", image=linked, user="app", args=("true",)))
     config = json.loads((runtime.bundle_dir("c1") / "config.json").read_text())
     assert config["process"]["user"]["uid"] == 1234 and "HOME=/srv" in config["process"]["env"]
+
+
+FLIPPER = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+print("ready", flush=True)
+while True:
+    libc.renameat2(-100, a, -100, b, 2)  # RENAME_EXCHANGE
+"""
+
+
+def test_a_shared_volume_changing_under_a_start_cannot_move_its_mounts_to_the_host(
+    tmp_path: Path, images: ImageStore, runtime: Runtime, host: HostFiles
+) -> None:
+    """Another container holding the volume swaps /data/sub between a directory and a symlink
+    to a host directory while this one starts and mounts a file at /data/sub/f (here the swap
+    is done from outside, by a process as fast as a container's would be)."""
+    volume = runtime.volumes.ensure("moorage-flip")
+    (volume.path / "sub").mkdir()
+    (volume.path / "zsub").symlink_to(host.dir)
+    source = tmp_path / "moorage-bind-source"
+    source.write_text("bound\n")
+    spec = ContainerSpec(name="c", image="busybox", args=("true",),
+                         mounts=(MountSpec("/data", "volume", "moorage-flip"), MountSpec("/data/sub/f", "bind", str(source))))
+    before = host.snapshot(allowed=(tmp_path / "moorage-state", source))
+    flipper = subprocess.Popen([sys.executable, "-c", FLIPPER, str(volume.path / "sub"), str(volume.path / "zsub")],
+                               stdout=subprocess.PIPE)
+    try:
+        assert flipper.stdout is not None and flipper.stdout.readline() == b"ready\n"
+        started = 0
+        for i in range(40):
+            try:
+                runtime.run(f"c{i}", spec)
+                started += runtime.wait(f"c{i}", 30).exit_code == 0
+            except StartFailed:
+                pass  # a mount point that vanished mid-walk: refused, not redirected
+            runtime.remove(f"c{i}", force=True)
+    finally:
+        flipper.kill()
+        flipper.wait()
+        flipper.stdout.close()  # type: ignore[union-attr]
+    assert host.snapshot(allowed=(tmp_path / "moorage-state", source)) == before
+    assert not (host.dir / "f").exists()
+    assert started > 0  # the swaps did not simply make every start fail
