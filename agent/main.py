@@ -31,6 +31,7 @@ from agent.logs import LogServer
 from agent.network import NetworkError, NodeNetwork
 from agent.runtime.containers import forkserver
 from agent.runtime.containers.containers import Runtime
+from agent.runtime.images.spec import Limits
 from agent.runtime.images.store import ImageStore
 from agent.runtime.images.registry import RegistrySettings
 from moorage.v1 import agent_pb2, agent_pb2_grpc
@@ -62,10 +63,11 @@ def controller_list(value: str) -> list[str]:
 class Agent:
     """Holds the outbound message queue that outlives each session."""
 
-    def __init__(self, controllers: list[str], state_dir: Path, register: agent_pb2.Register) -> None:
+    def __init__(self, controllers: list[str], state_dir: Path, register: agent_pb2.Register,
+                 image_limits: Limits | None = None) -> None:
         self.controllers = controllers
         self.register = register
-        self.images = ImageStore(state_dir / "images")
+        self.images = ImageStore(state_dir / "images", image_limits)
         self.runtime = Runtime(state_dir, self.images)
         self.pool = ThreadPoolExecutor(RUNTIME_THREADS, thread_name_prefix="runtime")
         self.outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
@@ -204,6 +206,7 @@ async def serve(
     labels: Mapping[str, str] | None = None,
     registry: RegistrySettings | None = None,
     cleanup: bool = False,
+    image_limits: Limits | None = None,
 ) -> None:
     """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated.
 
@@ -221,7 +224,7 @@ async def serve(
     structlog.contextvars.bind_contextvars(node=register.node_id)
     state_dir.mkdir(parents=True, exist_ok=True)
     log.info("agent starting", controller=controller, state_dir=str(state_dir), address=register.address)
-    agent = Agent(controller_list(controller), state_dir, register)
+    agent = Agent(controller_list(controller), state_dir, register, image_limits)
     agent.converger.registry = registry or RegistrySettings()
     if not cleanup:
         await agent.run()

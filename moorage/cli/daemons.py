@@ -11,6 +11,7 @@ import typer
 
 from moorage.addresses import DEFAULT_CONTROLLER, controller_address
 from moorage.cli.common import ControllerOption
+from moorage.cli.image_limits import ImageLimitOption, image_limits
 from moorage.cli.registry_options import InsecureOption, RegistryOption, registry_settings
 from moorage.cli.reporting import reporting
 
@@ -93,12 +94,14 @@ def agent(
     cleanup: Annotated[
         bool, typer.Option("--cleanup", help="On SIGTERM/SIGINT, remove this host's bridge, routes and NAT table.")
     ] = False,
+    image_limit: ImageLimitOption = None,
 ) -> None:
     """Run the agent of this host: it joins the controller and runs the containers assigned to it.
 
     Example: moor agent --controller 10.0.0.2:7420 --label zone=a
     """
     labels = parse_labels(label or [])
+    limits = image_limits(image_limit)
     import asyncio
 
     from agent import main as agent_main
@@ -114,6 +117,7 @@ def agent(
             labels=labels,
             registry=registry_settings(registry, insecure_registry),
             cleanup=cleanup,
+            image_limits=limits,
         )
     )
 
