@@ -80,6 +80,20 @@ def reopen(fd: int, flags: int) -> int:
     return os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC)
 
 
+def open_regular_at(dir_fd: int, name: str) -> int | None:
+    """A read fd of the regular file ``name`` in ``dir_fd`` (not following a symlink there); None
+    for anything else — a FIFO or device node found there is never opened, even if it was
+    swapped in since the caller looked."""
+    try:
+        fd = os.open(name, PATH_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    try:
+        return reopen(fd, os.O_RDONLY) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
+
+
 def is_whiteout(st: os.stat_result) -> bool:
     """An overlayfs whiteout: a character device 0/0."""
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0

@@ -96,7 +96,10 @@ def populate(layers: tuple[Path, ...], target: str, data: Path) -> None:
     node or FIFO is never opened) and the copy is bounded by the layers' own (bounded) size.
     """
     with ImageView(layers) as view:
-        found = view.resolve(target)
+        try:
+            found = view.resolve(target)
+        except OSError as e:  # a symlink loop in the image
+            raise InvalidSpec(f"volume {target}: {e.strerror} in the image") from e
         if found is None:
             return
         try:

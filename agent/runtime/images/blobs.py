@@ -142,7 +142,8 @@ class BlobStore:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[str, int]:
         """Store the bytes of ``data``; refuse more than ``bound`` bytes or a digest other than ``expected``."""
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
+        stage: Path | None = getattr(self._local, "stage", None)
+        fd, tmp = tempfile.mkstemp(dir=stage or self._tmp, prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as out:
                 digest, size = write_verified(data, out, expected, bound, what, progress)

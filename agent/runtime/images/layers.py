@@ -47,7 +47,7 @@ from typing import IO, Any
 
 from agent.runtime.errors import InvalidImage, LimitExceeded
 from agent.runtime.images.spec import Limits
-from agent.runtime.rootpath import DIR_FLAGS, Root, is_whiteout, split
+from agent.runtime.rootpath import DIR_FLAGS, Root, is_whiteout, open_regular_at, split
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
@@ -97,13 +97,11 @@ def _add_tree(tar: tarfile.TarFile, dir_fd: int, prefix: str, overlay: bool, ino
             finally:
                 os.close(fd)
         elif stat.S_ISREG(st.st_mode):
-            fd = _open_or_none(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd)
+            fd = open_regular_at(dir_fd, name)
             if fd is None:
-                continue
+                continue  # replaced since it was listed (never opened if it is a device now)
             with os.fdopen(fd, "rb") as f:
                 st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
                 info = _info(arcname, st)
                 if st.st_nlink > 1 and inodes.setdefault((st.st_ino, st.st_dev), arcname) != arcname:
                     info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, inodes[(st.st_ino, st.st_dev)]

@@ -229,6 +229,7 @@ class ImageStore:
             d.mkdir(parents=True, exist_ok=True)
         if not (root / "oci-layout").exists():
             atomic_write_json(root / "oci-layout", {"imageLayoutVersion": "1.0.0"})
+        self._remove_stale_transactions()
 
     # --- making images ----------------------------------------------------------------------
 
@@ -236,7 +237,9 @@ class ImageStore:
         """Make a one-layer image from a directory or a .tar / .tar.gz of a root file system."""
         ref = self._tag_reference(reference)
         with self.writing():
-            tar_path = Path(tempfile.mkstemp(dir=self.tmp, prefix="layer-", suffix=".tar")[1])
+            fd, name = tempfile.mkstemp(dir=self.work_dir, prefix="layer-", suffix=".tar")
+            os.close(fd)
+            tar_path = Path(name)
             try:
                 _write_layer_tar(source, tar_path, self.limits)
                 layer = self.add_layer_tar(tar_path)
@@ -325,6 +328,23 @@ class ImageStore:
             finally:
                 self._txn.stage = None
                 shutil.rmtree(stage, ignore_errors=True)
+
+    @property
+    def work_dir(self) -> Path:
+        """Where work files go: this thread's transaction directory (removed with it, even after
+        a crash: see ``_remove_stale_transactions``), else tmp/."""
+        stage: Path | None = getattr(self._txn, "stage", None)
+        return stage or self.tmp
+
+    def _remove_stale_transactions(self) -> None:
+        """Transaction directories a killed writer left: removed when no writer holds the gc lock."""
+        with open(self.root / "gc.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a writer is at work: its own directory is among them
+            for stale in self.tmp.glob("txn-*"):
+                shutil.rmtree(stale, ignore_errors=True)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -443,7 +463,7 @@ class ImageStore:
                 raise InvalidImage(f"uncompressed layer {layer.digest} does not match its diff_id {diff_id}")
             self._unpack_once(source, diff_id, blob_size)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="layer-", suffix=".tar")
+        fd, tmp = tempfile.mkstemp(dir=self.work_dir, prefix="layer-", suffix=".tar")
         os.close(fd)
         what = f"layer {layer.digest}"
         try:
@@ -475,7 +495,7 @@ class ImageStore:
             return
         stage: Path | None = getattr(self._txn, "stage", None)
         target = (self._layers if stage is None else stage / "layers") / split_digest(diff_id)
-        work = Path(tempfile.mkdtemp(dir=self.tmp, prefix="unpack-"))
+        work = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="unpack-"))
         try:
             layers.unpack(tar_path, work / "layer", self.limits, f"layer {diff_id}", blob_size)
             try:

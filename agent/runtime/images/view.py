@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from agent.runtime.rootpath import DIR_FLAGS, PATH_FLAGS, is_whiteout, reopen
+from agent.runtime.rootpath import DIR_FLAGS, is_whiteout, open_regular_at
 
 MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -112,7 +112,7 @@ class ImageView:
                 if isinstance(found, Node) and stat.S_ISLNK(found.st.st_mode):
                     hops += 1
                     if hops > MAX_SYMLINKS:
-                        raise OSError(errno.ELOOP, "too many symlinks in the image", path)
+                        raise OSError(errno.ELOOP, "too many levels of symlinks", path)
                     target = os.readlink(found.name, dir_fd=found.parent)
                     found.close()
                     if target.startswith("/"):
@@ -144,11 +144,7 @@ class ImageView:
 
     def open_regular(self, node: Node) -> int | None:
         """A read fd of the regular file ``node``; None for anything else (a FIFO or device is never opened)."""
-        fd = os.open(node.name, PATH_FLAGS, dir_fd=node.parent)
-        try:
-            return reopen(fd, os.O_RDONLY) if stat.S_ISREG(os.fstat(fd).st_mode) else None
-        finally:
-            os.close(fd)
+        return open_regular_at(node.parent, node.name)
 
     def read_file(self, path: str, bound: int) -> bytes | None:
         """The regular file at ``path`` (symlinks followed inside the image); None if there is none.

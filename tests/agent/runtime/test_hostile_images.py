@@ -188,3 +188,10 @@ def test_a_shared_volume_changing_under_a_start_cannot_move_its_mounts_to_the_ho
     assert host.snapshot(allowed=(tmp_path / "moorage-state", source)) == before
     assert not (host.dir / "f").exists()
     assert started > 0  # the swaps did not simply make every start fail
+
+
+def test_a_volume_target_in_a_symlink_loop_is_a_clear_error(images: ImageStore, runtime: Runtime) -> None:
+    looped = image(images, "loop:1", [layer(images, "loop", [("a", SYM, "b"), ("b", SYM, "a")])], volumes=("/a/data",))
+    with pytest.raises(InvalidSpec, match="volume /a/data: too many levels of symlinks in the image"):
+        runtime.create("c1", ContainerSpec(name="c1", image=looped, args=("true",)))
+    assert runtime.list() == []

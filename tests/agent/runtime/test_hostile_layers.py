@@ -268,3 +268,34 @@ def test_a_compressed_archive_decompresses_within_the_ratio(tmp_path: Path) -> N
     with pytest.raises(LimitExceeded, match="over the limit ratio="):
         archive.load(store, source)
     assert_store_empty(store)
+
+
+def test_a_killed_writer_s_staging_goes_with_the_next_store_but_a_live_one_stays(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    stale = store.tmp / "txn-killed"
+    (stale / "blobs").mkdir(parents=True)
+    (stale / "blobs" / "blob-1").write_bytes(b"half a blob")
+    with store.writing():
+        (live,) = [p for p in store.tmp.iterdir() if p != stale]
+        store_in(tmp_path)  # another process starting while this one writes
+        assert live.exists() and stale.exists()
+    store_in(tmp_path)
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_a_pull_over_a_limit_leaves_nothing(tmp_path: Path) -> None:
+    from agent.runtime.images.registry import RegistryClient, RegistrySettings
+    from tests.agent.runtime.registry_server import running_registry
+
+    source = ImageStore(tmp_path / "moorage-src")
+    base = source.import_rootfs(make_tar(tmp_path / "base.tar", [member("ok", data=b"fine")]), "base:1")
+    many = source.add_layer_tar(make_tar(source.tmp / "many.tar", [member(f"f{i}") for i in range(50)]))
+    source.create([many], base.config, "many:1", base=base)
+    with running_registry(tmp_path / "moorage-registry") as registry:
+        client = RegistryClient(RegistrySettings())
+        client.push(source, "many:1", f"{registry.address}/many:1")
+        store = store_in(tmp_path, Limits(layer_entries=20))
+        with pytest.raises(LimitExceeded, match="over the limit layer_entries=20") as err:
+            client.pull(store, f"{registry.address}/many:1")
+    assert many.diff_id in str(err.value)
+    assert_store_empty(store)

@@ -45,7 +45,7 @@ from agent.runtime.errors import BuildError, ImageNotFound, RuntimeFailure
 from agent.runtime.images.store import Healthcheck, Image, ImageConfig, ImageStore, Layer
 from agent.runtime.images.layers import write_tar
 from agent.runtime.images.blobs import sha256_file
-from agent.runtime.rootpath import DIR_FLAGS, Root, split
+from agent.runtime.rootpath import DIR_FLAGS, Root, open_regular_at, split
 
 # Build args Docker predefines: usable without an ARG line.
 PREDEFINED_ARGS = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"})
@@ -255,7 +255,7 @@ class Builder:
                 self.reporter.output(record.line)
             if final.status is not ContainerStatus.EXITED or final.exit_code != 0:
                 raise inst.error(f"the command exited with code {final.exit_code}")
-            fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="run-", suffix=".tar")
+            fd, tar_path = tempfile.mkstemp(dir=self.store.work_dir, prefix="run-", suffix=".tar")
             with os.fdopen(fd, "wb") as out:
                 write_tar(final.upper_dir, out, overlay=True)
             return Path(tar_path)
@@ -283,7 +283,7 @@ class Builder:
         workdir = state.config.working_dir or "/"
         target = os.path.normpath(os.path.join(workdir, dest)).lstrip("/")
         into_dir = dest.endswith(("/", "/.")) or dest == "." or len(sources) > 1 or not target
-        stage_dir = Path(tempfile.mkdtemp(dir=self.store.tmp, prefix="stage-"))
+        stage_dir = Path(tempfile.mkdtemp(dir=self.store.work_dir, prefix="stage-"))
         try:
             with Root(stage_dir) as stage:
                 copier = _Copier(context, stage, rules, _owner(inst))
@@ -311,7 +311,7 @@ class Builder:
                 if not matched:
                     raise inst.error(f"no source file matches {' '.join(sources)} in the context (or all are ignored)")
                 _make_parents(stage, target, into_dir and not copied_a_directory)
-            fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="copy-", suffix=".tar")
+            fd, tar_path = tempfile.mkstemp(dir=self.store.work_dir, prefix="copy-", suffix=".tar")
             with os.fdopen(fd, "wb") as out:
                 write_tar(stage_dir, out, max_depth=self.store.limits.path_depth)
             return Path(tar_path)
@@ -458,10 +458,11 @@ class _Copier:
                 finally:
                     os.close(child_src)
             elif stat.S_ISREG(st.st_mode):
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src)
+                fd = open_regular_at(src, name)
+                if fd is None:
+                    continue  # replaced since it was looked at
                 try:
-                    if stat.S_ISREG(os.fstat(fd).st_mode):
-                        self._write(fd, os.fstat(fd), out, name)
+                    self._write(fd, os.fstat(fd), out, name)
                 finally:
                     os.close(fd)
             elif stat.S_ISLNK(st.st_mode):
