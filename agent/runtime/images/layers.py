@@ -316,6 +316,10 @@ def unpack(tar_path: Path, dest: Path, limits: Limits = Limits(), what: str = "l
                 if path:
                     unpacker.extract(info, path)
             unpacker.finish()
+    except LimitExceeded:
+        raise
+    except InvalidImage as e:
+        raise InvalidImage(f"{what}: {e}") from e
     except tarfile.TarError as e:
         raise InvalidImage(f"{what}: not a readable tar: {e}") from e
     except (OSError, OverflowError, ValueError) as e:  # a member below a regular file, a hard link to nothing

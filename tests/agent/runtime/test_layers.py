@@ -44,6 +44,10 @@ ESCAPING = {
     "hard link out": [member("hl", LNK, "../../etc/passwd")],
     "hard link absolute": [member("hl", LNK, "/etc/passwd")],
     "hard link through symlink": [member("link", SYM, "/etc"), member("hl", LNK, "link/passwd")],
+    "hard link to a symlink": [member("link", SYM, "/etc/passwd"), member("hl", LNK, "link")],
+    "dir replaced by a symlink, then written into": [member("a", DIR), member("a/f"), member("a", SYM, "/etc"),
+                                                     member("a/g")],
+    "symlink climbing through dot-dot inside": [member("a/b", DIR), member("a/b/up", SYM, "../x/../../../etc")],
 }
 
 
@@ -125,6 +129,7 @@ HOSTILE_SPECIALS = {
     "whiteout of the parent": [member("a", DIR), member("a/.wh..")],
     "whiteout of nothing": [member(".wh.")],
     "whiteout through a symlink": [member("l", SYM, "/etc"), member("l/.wh.passwd")],
+    "opaque marker through a symlink": [member("l", SYM, "/etc"), member("l/.wh..wh..opq")],
     "char device outside dev": [member("data/disk", CHR)],
     "block device outside dev": [member("sda", BLK)],
 }
@@ -213,3 +218,14 @@ def test_write_tar_of_a_tree_changing_under_it_takes_nothing_of_the_host(tmp_pat
         flipper.kill()
         flipper.wait()
         flipper.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_truncated_member_names_the_layer(tmp_path: Path) -> None:
+    tar = tmp_path / "cut.tar"
+    info = tarfile.TarInfo("big")
+    info.size = 100_000
+    with tarfile.open(tar, "w") as out:
+        out.addfile(info, io.BytesIO(bytes(info.size)))
+    tar.write_bytes(tar.read_bytes()[:4096])
+    with pytest.raises(InvalidImage, match="^layer x: tar member big is cut short"):
+        unpack(tar, tmp_path / "out", what="layer x")
