@@ -423,15 +423,15 @@ class _Copier:
             out = self.stage.make_dirs(target)
             try:
                 self._tree(src, out, "" if source == "." else source)
-                st = os.fstat(src)
-                os.fchmod(out, stat.S_IMODE(st.st_mode))
-                os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
             finally:
                 os.close(out)
         finally:
             os.close(src)
 
     def _tree(self, src: int, out: int, relative: str) -> None:
+        """Copy the directory ``src`` into ``out``, then give ``out`` its mode and times — last:
+        what is copied into a directory sets its mtime to now, and the staged layer (the step's
+        cache key) must not depend on the second."""
         if self.owner is not None:
             os.fchown(out, *self.owner)
         for name in sorted(os.listdir(src)):
@@ -449,10 +449,6 @@ class _Copier:
                     child_out = os.open(name, DIR_FLAGS, dir_fd=out)
                     try:
                         self._tree(child_src, child_out, path)
-                        # times last: what is copied into a directory sets its mtime to now, and the
-                        # staged layer (the step's cache key) must not depend on the second
-                        os.fchmod(child_out, stat.S_IMODE(st.st_mode))
-                        os.utime(child_out, ns=(st.st_atime_ns, st.st_mtime_ns))
                     finally:
                         os.close(child_out)
                 finally:
@@ -471,6 +467,9 @@ class _Copier:
                 if self.owner is not None:
                     os.chown(name, *self.owner, dir_fd=out, follow_symlinks=False)
                 os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=out, follow_symlinks=False)
+        st = os.fstat(src)
+        os.fchmod(out, stat.S_IMODE(st.st_mode))
+        os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     def _write(self, src: int, st: os.stat_result, out_dir: int, name: str) -> None:
         _replace(out_dir, name)
