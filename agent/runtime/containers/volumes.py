@@ -110,7 +110,8 @@ def populate(layers: tuple[Path, ...], target: str, data: Path) -> None:
             found.close()
 
 
-def _copy(view: ImageView, source: Dir, dest: Root, dest_fd: int, prefix: str, inodes: dict[tuple[int, int], str]) -> None:
+def _copy(view: ImageView, source: Dir, dest: Root, dest_fd: int, prefix: str,
+          inodes: dict[tuple[int, int], str]) -> None:
     for name, entry in view.walk(source):
         if isinstance(entry, Dir):
             st = os.fstat(entry.fds[0])

@@ -82,7 +82,7 @@ class TarSource:
         self.tar = tar
         self.label = label
         count = 0
-        while (member := tar.next()) is not None:
+        while tar.next() is not None:
             count += 1
             if count > MAX_MEMBERS:
                 raise InvalidImage(f"{label}: more than {MAX_MEMBERS} members: not an image archive")
@@ -148,7 +148,7 @@ class _Bounded(io.RawIOBase):
 
 
 @contextmanager
-def open_source(path: Path, limits: spec.Limits = spec.Limits()) -> Iterator[Source]:
+def open_source(path: Path, limits: spec.Limits | None = None) -> Iterator[Source]:
     if path.is_dir():
         with Root(path, follow=True) as root:
             yield DirSource(root)
@@ -160,7 +160,7 @@ def open_source(path: Path, limits: spec.Limits = spec.Limits()) -> Iterator[Sou
             raw.seek(0)
             kind = next((cls for magic, cls in _COMPRESSED.items() if head.startswith(magic)), None)
             if kind is not None:
-                bound, limit = limits.uncompressed_bound(os.fstat(raw.fileno()).st_size)
+                bound, limit = (limits or spec.Limits()).uncompressed_bound(os.fstat(raw.fileno()).st_size)
                 raw = stack.enter_context(io.BufferedReader(_Bounded(kind(fileobj=raw), bound, str(path), limit)))
             tar = stack.enter_context(tarfile.open(fileobj=raw, mode="r:", tarinfo=BoundedTarInfo))
             yield TarSource(tar, str(path))

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from agent.runtime.errors import InvalidImage, LimitExceeded
 from agent.runtime.fsutil import atomic_write, canonical_json
@@ -28,7 +28,11 @@ from agent.runtime.fsutil import atomic_write, canonical_json
 _CHUNK = 1 << 20
 
 
-def chunks(f: IO[bytes]) -> Iterable[bytes]:
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def chunks(f: Readable) -> Iterable[bytes]:
     while chunk := f.read(_CHUNK):
         yield chunk
 

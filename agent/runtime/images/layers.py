@@ -55,6 +55,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 NAME_MAX = 255
 HEADER_BOUND = 1 << 20  # one pax/GNU long-name header; also what global pax headers may add up to
 _DIR_CACHE = 64  # parent directory fds kept open while unpacking (members come grouped by directory)
+_NODE_KINDS = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -185,7 +186,7 @@ class BoundedTarInfo(tarfile.TarInfo):
             raise InvalidImage(f"a tar extended header of {self.size} bytes is over the bound of {HEADER_BOUND}")
         if self.type == tarfile.XGLTYPE and sum(map(len, tarfile_.pax_headers.values())) > HEADER_BOUND:
             raise InvalidImage(f"the tar's global headers add up to more than {HEADER_BOUND} bytes")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
+        return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
 
     def _proc_gnusparse_00(self, *args: Any) -> None:
         raise InvalidImage(f"tar member {self.name} is a sparse file: not allowed in a layer")
@@ -206,8 +207,8 @@ def member_path(name: str) -> str:
 class Checker:
     """Checks members one by one, in archive order (see the module docstring); keeps what later members need."""
 
-    def __init__(self, limits: Limits = Limits(), what: str = "layer", blob_size: int | None = None) -> None:
-        self.limits = limits
+    def __init__(self, limits: Limits | None = None, what: str = "layer", blob_size: int | None = None) -> None:
+        limits = self.limits = limits or Limits()
         self.what = what
         self.entries = 0
         self.bytes = 0
@@ -264,7 +265,8 @@ class Checker:
         limits = self.limits
         self.entries += 1
         if self.entries > limits.layer_entries:
-            raise LimitExceeded(self.what, "layer_entries", limits.layer_entries, f"more than {limits.layer_entries} entries")
+            raise LimitExceeded(self.what, "layer_entries", limits.layer_entries,
+                                f"more than {limits.layer_entries} entries")
         for name, value in (("path", path), ("link target", info.linkname)):
             if len(value.encode()) > limits.path_bytes:
                 raise LimitExceeded(self.what, "path_bytes", limits.path_bytes,
@@ -281,7 +283,7 @@ class Checker:
                                     f"its files add up to more than {self.bytes_bound} bytes")
 
 
-def check_members(members: list[tarfile.TarInfo], limits: Limits = Limits()) -> list[tuple[str, tarfile.TarInfo]]:
+def check_members(members: list[tarfile.TarInfo], limits: Limits | None = None) -> list[tuple[str, tarfile.TarInfo]]:
     """Validate every member (see the module docstring); return them with normalised paths."""
     checker = Checker(limits)
     return [(path, info) for info in members if (path := checker.check(info))]
@@ -298,7 +300,7 @@ def _refuse_through_symlink(path: str, symlinks: set[str], name: str) -> None:
 # --- unpacking ----------------------------------------------------------------------------
 
 
-def unpack(tar_path: Path, dest: Path, limits: Limits = Limits(), what: str = "layer",
+def unpack(tar_path: Path, dest: Path, limits: Limits | None = None, what: str = "layer",
            blob_size: int | None = None) -> None:
     """Unpack the layer tar at ``tar_path`` into the new directory ``dest``.
 
@@ -311,7 +313,7 @@ def unpack(tar_path: Path, dest: Path, limits: Limits = Limits(), what: str = "l
         dest.mkdir(mode=0o755)
         with tarfile.open(tar_path, mode="r:", tarinfo=BoundedTarInfo) as tar, _Unpacker(dest, tar) as unpacker:
             while (info := tar.next()) is not None:
-                tar.members.clear()  # tarfile keeps every header read: a million members would stay in memory
+                tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header read: a million members would stay in memory
                 path = checker.check(info)
                 if path:
                     unpacker.extract(info, path)
@@ -337,7 +339,7 @@ class _Unpacker:
 
     def __init__(self, dest: Path, tar: tarfile.TarFile) -> None:
         self.root = Root(dest)
-        self.tar_fd = tar.fileobj.fileno()  # type: ignore[union-attr]
+        self.tar_fd = tar.fileobj.fileno()  # type: ignore[attr-defined]
         self.dirs: dict[str, int] = {}  # parent path -> fd, oldest first
         self.deferred: dict[str, _Deferred] = {}
         self.cleared: dict[str, int] = {}  # directory path -> when it was last removed
@@ -393,8 +395,8 @@ class _Unpacker:
                 elif info.islnk():
                     self._link(info, parent, name, path)
                 else:
-                    kind = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
-                    os.mknod(name, kind[info.type] | 0o600, os.makedev(info.devmajor, info.devminor), dir_fd=parent)
+                    device = os.makedev(info.devmajor, info.devminor)
+                    os.mknod(name, _NODE_KINDS[info.type] | 0o600, device, dir_fd=parent)
                     os.chown(name, info.uid, info.gid, dir_fd=parent, follow_symlinks=False)
                     os.chmod(name, info.mode & 0o7777, dir_fd=parent, follow_symlinks=False)
                     os.utime(name, (info.mtime, info.mtime), dir_fd=parent, follow_symlinks=False)

@@ -79,7 +79,8 @@ def test_an_image_volume_through_a_symlink_to_root_copies_no_host_file(
 ) -> None:
     evil = image(images, "evil:1", [layer(images, "h", [("h", SYM, "/")])], volumes=(f"/h{host.root}",))
     before = host.snapshot(allowed=(tmp_path / "moorage-state",))
-    out = run(runtime, "c1", ContainerSpec(name="c1", image=evil, args=("sh", "-c", f"cat /h{host.secret}; ls /h{host.root}")))
+    script = f"cat /h{host.secret}; ls /h{host.root}"
+    out = run(runtime, "c1", ContainerSpec(name="c1", image=evil, args=("sh", "-c", script)))
     assert "host secret" not in out
     (volume,) = runtime.state("c1").volumes
     assert list(runtime.volumes.get(volume).path.iterdir()) == []
@@ -102,7 +103,8 @@ def test_a_manifest_volume_through_a_symlink_gets_the_image_etc_not_the_host_one
 def test_a_volume_is_seeded_as_overlayfs_shows_the_image(tmp_path: Path, images: ImageStore) -> None:
     lower = layer(images, "lower", [
         ("srv", DIR, None), ("srv/data", DIR, None), ("srv/data/keep", tarfile.REGTYPE, b"k"),
-        ("srv/data/drop", tarfile.REGTYPE, b"d"), ("srv/data/opaque", DIR, None), ("srv/data/opaque/old", tarfile.REGTYPE, b"o"),
+        ("srv/data/drop", tarfile.REGTYPE, b"d"), ("srv/data/opaque", DIR, None),
+        ("srv/data/opaque/old", tarfile.REGTYPE, b"o"),
         ("srv/data/was-dir", DIR, None), ("srv/data/was-dir/inside", tarfile.REGTYPE, b"i"),
         ("srv/data/hard", LNK, "srv/data/keep"), ("srv/data/rel", SYM, "../elsewhere"),
     ])
@@ -122,13 +124,15 @@ def test_a_volume_is_seeded_as_overlayfs_shows_the_image(tmp_path: Path, images:
 
 def test_devices_and_fifos_are_not_volume_content(tmp_path: Path, images: ImageStore) -> None:
     """A device node is never opened (reading /dev/zero this way once copied without end)."""
-    devices = layer(images, "dev", [("dev/null", CHR, None), ("dev/fifo", FIFO, None), ("dev/plain", tarfile.REGTYPE, b"p")])
+    devices = layer(images, "dev", [("dev/null", CHR, None), ("dev/fifo", FIFO, None),
+                                    ("dev/plain", tarfile.REGTYPE, b"p")])
     built = images.get(image(images, "dev:1", [devices]))
     volume = Volumes(tmp_path / "moorage-state" / "volumes").ensure(None, built.layer_dirs, "/dev")
     assert sorted(p.name for p in volume.path.iterdir()) == ["plain"]
 
 
-def test_user_lookup_reads_no_host_passwd(tmp_path: Path, images: ImageStore, runtime: Runtime, host: HostFiles) -> None:
+def test_user_lookup_reads_no_host_passwd(tmp_path: Path, images: ImageStore, runtime: Runtime,
+                                          host: HostFiles) -> None:
     (host.root / "passwd").write_text("hostuser:x:4242:4242::/home:/bin/sh\n")
     evil = image(images, "evil:1", [layer(images, "etc", [("etc", SYM, str(host.root))])])
     with pytest.raises(InvalidSpec, match="'hostuser' not found in the image's /etc/passwd"):
@@ -167,7 +171,8 @@ def test_a_shared_volume_changing_under_a_start_cannot_move_its_mounts_to_the_ho
     source = tmp_path / "moorage-bind-source"
     source.write_text("bound\n")
     spec = ContainerSpec(name="c", image="busybox", args=("true",),
-                         mounts=(MountSpec("/data", "volume", "moorage-flip"), MountSpec("/data/sub/f", "bind", str(source))))
+                         mounts=(MountSpec("/data", "volume", "moorage-flip"),
+                                 MountSpec("/data/sub/f", "bind", str(source))))
     before = host.snapshot(allowed=(tmp_path / "moorage-state", source))
     flipper = subprocess.Popen([sys.executable, "-c", FLIPPER, str(volume.path / "sub"), str(volume.path / "zsub")],
                                stdout=subprocess.PIPE)
