@@ -103,9 +103,11 @@ class Root:
     """An open directory that paths are resolved in (see the module docstring); a context manager."""
 
     def __init__(self, path: Path | str, follow: bool = False) -> None:
+        """``path`` itself is the caller's (a store directory, a context the user named): it is
+        opened as given, a symlink to a directory included; only what is below it is not trusted."""
         self.path = Path(path)
         self.resolve = IN_ROOT if follow else CONFINED
-        self.fd = os.open(path, DIR_FLAGS)
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -276,3 +276,10 @@ def test_dockerignore_and_containerfile_are_read_inside_the_context(
     (context / "Containerfile").symlink_to(host.root / "Containerfile")
     with pytest.raises(BuildError, match="no such regular file in the build context"):
         Builder(images, lambda: runtime, Recorder()).build(context, context / "Containerfile", "x:1", {})
+
+
+def test_a_context_named_through_a_symlink_builds(tmp_path: Path, images: ImageStore, runtime: Runtime) -> None:
+    context = make_context(tmp_path)
+    (tmp_path / "ctx-link").symlink_to(context)
+    _, image = build(images, runtime, tmp_path / "ctx-link", "FROM busybox\nCOPY one.txt /one.txt\n")
+    assert "one.txt" in _layer_members(images, image)
