@@ -26,6 +26,7 @@ import json
 import lzma
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -70,7 +71,7 @@ class DirSource:
 
     def exists(self, name: str) -> bool:
         try:
-            return self.root.stat(_relative(name)).st_mode & 0o170000 == 0o100000
+            return stat.S_ISREG(self.root.stat(_relative(name)).st_mode)
         except OSError:
             return False
 
