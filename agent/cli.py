@@ -16,6 +16,7 @@ import typer
 
 from moorage.cli.common import EXIT_INVALID, EXIT_NOT_FOUND, CommandError, stderr_console, stdout_console
 from moorage.cli.daemons import DEFAULT_STATE_DIR, StateDirOption
+from moorage.cli.image_limits import ImageLimitOption, image_limits
 from moorage.cli.registry_options import InsecureOption, RegistryOption, registry_settings
 from moorage.cli.reporting import reporting
 
@@ -30,10 +31,10 @@ image_app = typer.Typer(rich_markup_mode=None)
 container_app = typer.Typer(rich_markup_mode=None)
 
 
-def _store(state_dir: Path) -> "ImageStore":
+def _store(state_dir: Path, limits: list[str] | None = None) -> "ImageStore":
     from agent.runtime.images.store import ImageStore
 
-    return ImageStore(state_dir / "images")
+    return ImageStore(state_dir / "images", image_limits(limits))
 
 
 def _runtime(state_dir: Path, store: "ImageStore") -> "Runtime":
@@ -105,12 +106,14 @@ def image_import(
     source: Annotated[Path, typer.Argument(help="Root filesystem directory to import.")],
     name: Annotated[str, typer.Argument(help="Image reference NAME[:TAG].")],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    image_limit: ImageLimitOption = None,
 ) -> None:
-    """Import a root filesystem directory as an image on this host.
+    """Import a root filesystem directory (or a .tar / .tar.gz of one) as an image on this host.
 
     Example: moor image import ./rootfs busybox:latest
     """
-    _echo_image(_store(state_dir).import_rootfs(source, name))
+    with _image_errors():
+        _echo_image(_store(state_dir, image_limit).import_rootfs(source, name))
 
 
 @image_app.command("ls")
@@ -221,6 +224,7 @@ def image_load(
     source: Annotated[Path, typer.Option("--input", "-i", help="OCI layout directory or tarball, or docker-save tarball.")],
     tag: Annotated[str | None, typer.Option("--tag", "-t", help="Name for the (single) image loaded.")] = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    image_limit: ImageLimitOption = None,
 ) -> None:
     """Load images from an OCI image layout or a `docker save` tarball.
 
@@ -229,7 +233,7 @@ def image_load(
     from agent.runtime.images import archive
 
     with _image_errors():
-        for image in archive.load(_store(state_dir), source, tag):
+        for image in archive.load(_store(state_dir, image_limit), source, tag):
             _echo_image(image)
 
 
@@ -265,6 +269,7 @@ def image_pull(
     registry: RegistryOption = None,
     insecure: InsecureOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    image_limit: ImageLimitOption = None,
 ) -> None:
     """Pull an image from a registry; layers already here are not downloaded again.
 
@@ -273,7 +278,7 @@ def image_pull(
     from agent.runtime.images.registry import RegistryClient
 
     with _image_errors(), _progress("pull") as progress:
-        image = RegistryClient(registry_settings(registry, insecure)).pull(_store(state_dir), reference,
+        image = RegistryClient(registry_settings(registry, insecure)).pull(_store(state_dir, image_limit), reference,
                                                                            progress=progress)
     _echo_image(image)
 
@@ -321,6 +326,7 @@ def image_build(
     registry: RegistryOption = None,
     insecure: InsecureOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    image_limit: ImageLimitOption = None,
 ) -> None:
     """Build an image from a Containerfile, here, into this host's store.
 
@@ -338,7 +344,7 @@ def image_build(
     if file is None:
         file = next((context / n for n in ("Containerfile", "Dockerfile") if (context / n).is_file()),
                     context / "Containerfile")
-    store = _store(state_dir)
+    store = _store(state_dir, image_limit)
     client = RegistryClient(registry_settings(registry, insecure))
     builder = Builder(store, lambda: _runtime(state_dir, store), _StepReporter(),
                       pull=lambda ref: client.pull(store, ref))

@@ -32,6 +32,7 @@ from agent.logs import LogServer
 from agent.network import NetworkError, NodeNetwork
 from agent.runtime.containers import forkserver
 from agent.runtime.containers.containers import Runtime
+from agent.runtime.images.spec import Limits
 from agent.runtime.images.store import ImageStore
 from agent.runtime.images.registry import RegistrySettings
 from moorage import tlsconfig
@@ -72,12 +73,13 @@ class Agent:
         *,
         identity: NodeIdentity | None = None,
         join_token: str | None = None,
+        image_limits: Limits | None = None,
     ) -> None:
         self.controllers = controllers
         self.register = register
         self.identity = identity  # None: an --insecure cluster, plaintext
         self.join_token = join_token
-        self.images = ImageStore(state_dir / "images")
+        self.images = ImageStore(state_dir / "images", image_limits)
         self.runtime = Runtime(state_dir, self.images)
         self.pool = ThreadPoolExecutor(RUNTIME_THREADS, thread_name_prefix="runtime")
         self.outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
@@ -225,6 +227,7 @@ async def serve(
     cleanup: bool = False,
     join_token: str | None = None,
     insecure: bool = False,
+    image_limits: Limits | None = None,
 ) -> None:
     """Run the agent until cancelled; ``controller`` may list several addresses, comma-separated.
 
@@ -247,7 +250,8 @@ async def serve(
     state_dir.mkdir(parents=True, exist_ok=True)
     log.info("agent starting", controller=controller, state_dir=str(state_dir), address=register.address)
     identity = None if insecure else NodeIdentity(state_dir, register.node_id)
-    agent = Agent(controller_list(controller), state_dir, register, identity=identity, join_token=join_token)
+    agent = Agent(controller_list(controller), state_dir, register, identity=identity, join_token=join_token,
+                  image_limits=image_limits)
     agent.converger.registry = registry or RegistrySettings()
     if not cleanup:
         await agent.run()

@@ -9,7 +9,10 @@
    ``du`` of the store + the containers, beside 20 times ``du`` of one unpacked rootfs (what
    a copy per container costs).
 
-Run: ``.venv/bin/python -m bench images [--mb 200] [--containers 20]`` (as root).
+Each timed step runs ``--rounds`` times, alternating with its anchors, into fresh
+directories; the rows give the medians (this machine is shared: one run says little).
+
+Run: ``.venv/bin/python -m bench images [--mb 200] [--containers 20] [--rounds 5]`` (as root).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -36,6 +40,17 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def medians(rounds: int, steps: dict[str, Callable[[Path], object]], scratch: Path) -> dict[str, float]:
+    """Each step ``rounds`` times, the steps alternating, each into a fresh directory: the median times."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            target = scratch / name
+            times[name].append(timed(partial(step, target)))
+            shutil.rmtree(target, ignore_errors=True)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def du(*paths: Path) -> int:
@@ -63,24 +78,25 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench images", description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=int, default=200, help="size of the large layer's files")
     parser.add_argument("--containers", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each timed step (the median is shown)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="moorage-bench-images-", dir="/var/tmp") as tmp:
-        run(Path(tmp), args.mb, args.containers)
+        run(Path(tmp), args.mb, args.containers, args.rounds)
 
 
-def run(tmp: Path, megabytes: int, containers: int) -> None:
+def run(tmp: Path, megabytes: int, containers: int, rounds: int) -> None:
     tree = tmp / "tree"
     make_tree(tree, megabytes)
     source = ImageStore(tmp / "source")
-    import_s = timed(lambda: source.import_rootfs(tree, "big:1", ImageConfig(cmd=("sh",))))
-    image = source.get("big:1")
+    image = source.import_rootfs(tree, "big:1", ImageConfig(cmd=("sh",)))
     layout = tmp / "layout"
     archive.save_oci(source, ["big:1"], layout)
     gz_layout = tmp / "layout-gz"
     subprocess.run([*SKOPEO, "copy", "-q", "--dest-compress", f"oci:{layout}:big:1", f"oci:{gz_layout}:big:1"],
                    check=True)
     layer_mb = image.size / 1e6
-    print(f"layer: {layer_mb:.0f} MB uncompressed tar, {sum(1 for _ in tree.rglob('*'))} entries")
+    print(f"layer: {layer_mb:.0f} MB uncompressed tar, {sum(1 for _ in tree.rglob('*'))} entries;"
+          f" medians of {rounds} rounds")
     print()
     print("| step | moorage | anchor | anchor time | ratio |")
     print("|---|---:|---|---:|---:|")
@@ -89,16 +105,22 @@ def run(tmp: Path, megabytes: int, containers: int) -> None:
         print(f"| {step} | {ours:.2f} s | {anchor} | {theirs:.2f} s | {ours / theirs:.2f}x |", flush=True)
 
     for label, src in (("tar", layout), ("gzip", gz_layout)):
-        ours = timed(partial(archive.load, ImageStore(tmp / f"load-{label}"), src))
-        umoci = timed(partial(subprocess.run, ["umoci", "unpack", "--image", f"{src}:big:1", str(tmp / f"umoci-{label}")],
-                              check=True, capture_output=True))
-        skopeo = timed(partial(subprocess.run, [*SKOPEO, "copy", "-q", f"oci:{src}:big:1",
-                                                f"oci:{tmp / f'skopeo-{label}'}:big:1"], check=True))
-        row(f"load OCI layout ({label} layer) + unpack", ours, "umoci unpack", umoci)
-        row(f"load OCI layout ({label} layer) + unpack", ours, "skopeo copy oci→oci (no unpack)", skopeo)
-        shutil.rmtree(tmp / f"umoci-{label}")
-    copy = timed(partial(subprocess.run, ["cp", "-a", str(tree), str(tmp / "copy")], check=True))
-    row("import directory (tar + digest + unpack)", import_s, "cp -a of the tree", copy)
+        times = medians(rounds, {
+            "ours": lambda target, src=src: archive.load(ImageStore(target), src),
+            "umoci": lambda target, src=src: subprocess.run(["umoci", "unpack", "--image", f"{src}:big:1", str(target)],
+                                                            check=True, capture_output=True),
+            "skopeo": lambda target, src=src: subprocess.run([*SKOPEO, "copy", "-q", f"oci:{src}:big:1",
+                                                              f"oci:{target}:big:1"], check=True),
+        }, tmp / "rounds")
+        row(f"load OCI layout ({label} layer) + unpack", times["ours"], "umoci unpack", times["umoci"])
+        row(f"load OCI layout ({label} layer) + unpack", times["ours"], "skopeo copy oci→oci (no unpack)",
+            times["skopeo"])
+    times = medians(rounds, {
+        "ours": lambda target: ImageStore(target).import_rootfs(tree, "big:1", ImageConfig(cmd=("sh",))),
+        "copy": lambda target: subprocess.run(["cp", "-a", str(tree), str(target)], check=True),
+    }, tmp / "rounds")
+    row("import directory (tar + digest + unpack)", times["ours"], "cp -a of the tree", times["copy"])
+    subprocess.run(["cp", "-a", str(tree), str(tmp / "copy")], check=True)
     rootfs_bytes = du(tmp / "copy")
     shutil.rmtree(tmp / "copy")
 

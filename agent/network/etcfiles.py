@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.runtime.rootpath import Root, split
+
 LOCALHOST = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
 fe00::0\tip6-localnet
@@ -69,11 +71,18 @@ def link_entries(
 
 
 def write(upper: Path, files: Mapping[str, str]) -> None:
-    """Write ``{"/etc/hosts": text, ...}`` into the read/write layer ``upper``."""
-    for target, text in files.items():
-        path = upper / target.lstrip("/")
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.moorage")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+    """Write ``{"/etc/hosts": text, ...}`` into the read/write layer ``upper``, through
+    agent.runtime.rootpath: no symlink in the layer is followed."""
+    with Root(upper) as root:
+        for target, text in files.items():
+            parent, name = split(target)
+            fd = root.make_dirs(parent)
+            try:
+                tmp = f".{name}.moorage"
+                with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                       0o644, dir_fd=fd), "w") as f:
+                    f.write(text)
+                    os.fchmod(f.fileno(), 0o644)
+                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            finally:
+                os.close(fd)

@@ -3,6 +3,7 @@
     RuntimeFailure                 anything the runtime refuses or fails to do
     ├── ImageNotFound              no image under that reference or digest
     ├── InvalidImage               a source or blob that is not a safe, readable image
+    │   └── LimitExceeded          ... over one of the store's configured limits (``limit`` names it)
     ├── ImageInUse                 removal refused: a container still uses the image
     ├── RegistryError              a registry refused or failed a request; ``reason`` is its word
     ├── BuildError                 a Containerfile that does not parse, or a step that failed
@@ -33,6 +34,16 @@ class ImageNotFound(RuntimeFailure):
 
 class InvalidImage(RuntimeFailure):
     """A rootfs source or stored blob is unreadable or unsafe (e.g. a tar member escapes)."""
+
+
+class LimitExceeded(InvalidImage):
+    """``what`` (a layer, a blob, an archive) is over the limit named ``limit`` (a field of images.spec.Limits)."""
+
+    def __init__(self, what: str, limit: str, bound: int, found: str) -> None:
+        super().__init__(f"{what}: {found}, over the limit {limit}={bound}")
+        self.what = what
+        self.limit = limit
+        self.bound = bound
 
 
 class ImageInUse(RuntimeFailure):

@@ -11,6 +11,7 @@ import typer
 
 from moorage.addresses import DEFAULT_CONTROLLER, controller_address
 from moorage.cli.common import CommandError, ControllerOption
+from moorage.cli.image_limits import ImageLimitOption, image_limits
 from moorage.cli.registry_options import InsecureOption, RegistryOption, registry_settings
 from moorage.cli.reporting import reporting
 
@@ -135,12 +136,14 @@ def agent(
         Path | None, typer.Option("--join-token-file", help="Read the join token from this file.")
     ] = None,
     insecure: InsecureServingOption = False,
+    image_limit: ImageLimitOption = None,
 ) -> None:
     """Run the agent of this host: it joins the controller and runs the containers assigned to it.
 
     Example: moor agent --controller 10.0.0.2:7420 --label zone=a
     """
     labels = parse_labels(label or [])
+    limits = image_limits(image_limit)
     import asyncio
 
     from agent import main as agent_main
@@ -162,6 +165,7 @@ def agent(
                 cleanup=cleanup,
                 join_token=join_token,
                 insecure=insecure,
+                image_limits=limits,
             )
         )
     except JoinError as e:

@@ -66,8 +66,27 @@ _KNOWN_ALIASES = {
 }
 
 
+# How deep mappings and lists may nest in a manifest: a real service is under 10 levels;
+# PyYAML composes (and constructs) nodes recursively, so 5,000 levels ended in RecursionError.
+MAX_NESTING = 64
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
+    """SafeLoader that refuses duplicate keys instead of keeping the last one, and nesting
+    deeper than MAX_NESTING (a clear YAML error with its line, not a RecursionError)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self._depth >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Hashable] = set()

@@ -331,6 +331,13 @@ def test_duplicate_yaml_keys_are_errors(write: WriteManifest) -> None:
     ]
 
 
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, "\n" + "".join("  " * i + "a:\n" for i in range(1, 5000))])
+def test_a_manifest_nested_5000_levels_deep_is_a_clear_yaml_error(write: WriteManifest, nested: str) -> None:
+    path = write("deep.yaml", f"name: web\nimage: b\nlabels: {nested}\n")
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: line ") and problem.endswith("invalid YAML: nested deeper than 64 levels")
+
+
 def test_yaml_merge_keys_still_work(write: WriteManifest) -> None:
     service = load_one(write, "<<: {image: b, replicas: 3}\nname: a\nreplicas: 2\n")
     assert (service.image, service.replicas) == ("b", 2)

@@ -411,9 +411,8 @@ class Runtime:
 
     def _config(self, spec: ContainerSpec, image: Image, cdir: ContainerDir, mounts: list[oci.Mount]) -> dict[str, object]:
         config = image.config
-        passwd, group = (_image_file(image, name) for name in ("etc/passwd", "etc/group"))
         try:
-            user = users.resolve(spec.user or getattr(config, "user", ""), passwd, group)
+            user = users.resolve(spec.user or getattr(config, "user", ""), *users.image_tables(image.layer_dirs))
         except ValueError as e:
             raise InvalidSpec(str(e)) from e
         return oci.build(oci.ConfigInput(
@@ -519,15 +518,6 @@ def _stop_signal(spec: ContainerSpec, image: Image) -> int:
         return process.parse_signal(wanted) if wanted else int(signal.SIGTERM)
     except ValueError as e:
         raise InvalidSpec(f"stop signal: {e}") from e
-
-
-def _image_file(image: Image, relative: str) -> str:
-    """A file of the image as the container would see it: from the topmost layer that has it."""
-    for layer in reversed(image.layer_dirs):
-        candidate = layer / relative
-        if candidate.is_file() and not candidate.is_symlink():
-            return candidate.read_text(errors="replace")
-    return ""
 
 
 def _hard_limit(name: str) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 from agent.runtime.containers import caps
 from agent.runtime.containers import oci
 from agent.runtime.containers import syscalls as sc
+from agent.runtime.rootpath import Root
 
 NAMESPACE_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
                    "network": sc.CLONE_NEWNET, "pid": sc.CLONE_NEWPID, "user": sc.CLONE_NEWUSER,
@@ -33,7 +34,6 @@ NAMESPACE_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CL
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
-MAX_SYMLINKS = 40
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -41,33 +41,6 @@ _IFF_UP = 0x1
 _IFREQ = "16sH22x"
 _LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC  # statvfs f_flag shares these bits with mount(2)...
 _ST_RELATIME = 4096  # ...but not this one
-
-
-def secure_join(root: str, unsafe: str) -> str:
-    """``unsafe`` resolved inside ``root`` as if ``root`` were ``/``: symlinks and ``..`` cannot leave it."""
-    parts = [p for p in unsafe.split("/") if p]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if os.path.islink(candidate):
-            hops += 1
-            if hops > MAX_SYMLINKS:
-                raise OSError(f"too many symlinks resolving {unsafe} in the container")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
 
 
 def namespace_flags(config: Mapping[str, Any], skip: frozenset[str] = frozenset({"pid", "user"})) -> int:
@@ -105,8 +78,9 @@ def enter(config: Mapping[str, Any], bundle: Path, unshared: Mapping[int, int] |
     else:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     os.umask(0o022)
-    for m in config.get("mounts", []):
-        _mount(rootfs, m)
+    with Root(rootfs, follow=True) as root:
+        for m in config.get("mounts", []):
+            _mount(root, m)
     if os.path.ismount(os.path.join(rootfs, "dev")):
         _make_devices(os.path.join(rootfs, "dev"), bind="user" in {ns["type"] for ns in config["linux"]["namespaces"]})
     _pivot_root(rootfs)
@@ -159,26 +133,38 @@ def _flags_of(path: str) -> int:
     return (flags & (_LOCKED | sc.MS_NOATIME | sc.MS_NODIRATIME)) | atime
 
 
-def _mount(rootfs: str, m: Mapping[str, Any]) -> None:
-    dest = secure_join(rootfs, m["destination"])
+def _mount(root: Root, m: Mapping[str, Any]) -> None:
+    """Mount ``m`` on its destination resolved in the rootfs (symlinks followed inside it, the
+    mount point made there if missing), through an fd of the mount point: a symlink a running
+    container swaps into a shared volume meanwhile cannot move the mount, or a file it makes,
+    onto the host (as runc does since CVE-2021-30465)."""
     options = oci.parse_options(m.get("options", []))
     kind = m.get("type") or ""
-    if kind == "bind" or options.flags & sc.MS_BIND:
-        if os.path.isdir(m["source"]):
-            os.makedirs(dest, exist_ok=True)
+    bind = kind == "bind" or bool(options.flags & sc.MS_BIND)
+    destination = m["destination"]
+    fd = root.make_dirs(destination) if not bind or os.path.isdir(m["source"]) else root.make_file(destination)
+    try:
+        if bind:
+            sc.mount(m["source"], _fd_path(fd), None, sc.MS_BIND | (options.flags & sc.MS_REC))
         else:
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            if not os.path.exists(dest):
-                os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-        sc.mount(m["source"], dest, None, sc.MS_BIND | (options.flags & sc.MS_REC))
-        rest = options.flags & ~(sc.MS_BIND | sc.MS_REC)
+            sc.mount(m.get("source"), _fd_path(fd), kind, options.flags, options.data or None)
+    finally:
+        os.close(fd)
+    rest = options.flags & ~(sc.MS_BIND | sc.MS_REC) if bind else 0
+    if not rest and not options.propagation:
+        return
+    fd = root.open(destination, os.O_PATH)  # the walk now ends in the mount just made
+    try:
         if rest:
-            sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | rest | _flags_of(dest))
-    else:
-        os.makedirs(dest, exist_ok=True)
-        sc.mount(m.get("source"), dest, kind, options.flags, options.data or None)
-    if options.propagation:
-        sc.mount(None, dest, None, options.propagation)
+            sc.mount(None, _fd_path(fd), None, sc.MS_BIND | sc.MS_REMOUNT | rest | _flags_of(_fd_path(fd)))
+        if options.propagation:
+            sc.mount(None, _fd_path(fd), None, options.propagation)
+    finally:
+        os.close(fd)
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
 
 
 def _make_devices(dev: str, bind: bool) -> None:

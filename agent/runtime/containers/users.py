@@ -1,8 +1,18 @@
-"""``user: uid[:gid]`` or a name, resolved against the image's /etc/passwd and /etc/group (pure)."""
+"""``user: uid[:gid]`` or a name, resolved against the image's /etc/passwd and /etc/group.
+
+``resolve`` is pure; ``image_tables`` reads the two files from the image's layers as a
+container would see them, symlinks followed inside the image only (images.view).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from agent.runtime.images.view import ImageView
+
+TABLE_BOUND = 4 << 20  # bytes of /etc/passwd or /etc/group read from an image
 
 
 @dataclass(frozen=True)
@@ -42,3 +52,13 @@ def resolve(spec: str, passwd: str, group: str) -> User:
             gid = int(found[2])
     extra = tuple(sorted({int(row[2]) for row in groups if name and name in row[3].split(",") and int(row[2]) != gid}))
     return User(uid=uid, gid=gid, additional_gids=extra, home=entry[5] if entry else "/")
+
+
+def image_tables(layer_dirs: Sequence[Path]) -> tuple[str, str]:
+    """The image's /etc/passwd and /etc/group ("" where missing or not a regular file).
+
+    ValueError when one is over TABLE_BOUND.
+    """
+    with ImageView(layer_dirs) as view:
+        passwd, group = (view.read_file(name, TABLE_BOUND) or b"" for name in ("etc/passwd", "etc/group"))
+    return passwd.decode(errors="replace"), group.decode(errors="replace")

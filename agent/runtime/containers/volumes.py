@@ -7,7 +7,8 @@ A volume is in use while some container's bundle lists it (the Runtime counts th
 containers on disk, so nothing is counted twice or forgotten); it is removed only on request
 and, while in use, only with ``force``. A volume that is new (or still empty) when first
 mounted is filled from the image's content at the mount's target, as Docker does for named
-and anonymous volumes — read from the image's layers, lowest first, honouring whiteouts.
+and anonymous volumes — read from the image's layers as overlayfs shows them (whiteouts,
+opaque directories), through agent.runtime.images.view (see ``populate``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from pathlib import Path
 
 from agent.runtime.errors import InvalidSpec, RuntimeFailure
 from agent.runtime.fsutil import atomic_write_json
+from agent.runtime.images.view import Dir, ImageView, Node
+from agent.runtime.rootpath import DIR_FLAGS, Root, split
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 ANONYMOUS_PREFIX = "moorage-anon-"
-_OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
 class VolumeInUse(RuntimeFailure):
@@ -74,8 +76,7 @@ class Volumes:
             atomic_write_json(base / "volume.json", {"name": name, "anonymous": name.startswith(ANONYMOUS_PREFIX),
                                                       "created_at": datetime.now(UTC).isoformat()})
         if seed and target and not any(data.iterdir()):
-            for layer in seed:
-                _merge(layer / target.lstrip("/"), data)
+            populate(seed, target, data)
         return Volume(name, data, name.startswith(ANONYMOUS_PREFIX))
 
     def names(self) -> list[str]:
@@ -86,45 +87,76 @@ class Volumes:
         shutil.rmtree(self.root / name)
 
 
-def _merge(src: Path, dest: Path) -> None:
-    """Lay the layer directory ``src`` over ``dest`` as overlayfs would: whiteouts delete, opaque dirs replace."""
-    if not src.is_dir() or src.is_symlink():
+def populate(layers: tuple[Path, ...], target: str, data: Path) -> None:
+    """Copy what the image (``layers``, lowest first) shows at ``target`` into the empty ``data``.
+
+    ``target`` is resolved inside the image (agent.runtime.images.view: symlinks followed
+    within the image's root, never the host's); only directories, regular files and symlinks
+    are copied, hard links once each, so nothing is read but the layers' own files (a device
+    node or FIFO is never opened) and the copy is bounded by the layers' own (bounded) size.
+    """
+    with ImageView(layers) as view:
+        try:
+            found = view.resolve(target)
+        except OSError as e:  # a symlink loop in the image
+            raise InvalidSpec(f"volume {target}: {e.strerror} in the image") from e
+        if found is None:
+            return
+        try:
+            if isinstance(found, Dir):
+                with Root(data) as dest:
+                    _copy(view, found, dest, dest.fd, "", {})
+        finally:
+            found.close()
+
+
+def _copy(view: ImageView, source: Dir, dest: Root, dest_fd: int, prefix: str,
+          inodes: dict[tuple[int, int], str]) -> None:
+    for name, entry in view.walk(source):
+        if isinstance(entry, Dir):
+            st = os.fstat(entry.fds[0])
+            os.mkdir(name, 0o700, dir_fd=dest_fd)
+            sub = os.open(name, DIR_FLAGS, dir_fd=dest_fd)
+            try:
+                _copy(view, entry, dest, sub, f"{prefix}{name}/", inodes)
+                os.fchown(sub, st.st_uid, st.st_gid)
+                os.fchmod(sub, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(sub)
+        elif stat.S_ISLNK(entry.st.st_mode):
+            os.symlink(os.readlink(entry.name, dir_fd=entry.parent), name, dir_fd=dest_fd)
+            os.chown(name, entry.st.st_uid, entry.st.st_gid, dir_fd=dest_fd, follow_symlinks=False)
+        elif stat.S_ISREG(entry.st.st_mode):
+            key = (entry.st.st_dev, entry.st.st_ino)
+            if key in inodes:
+                parent, base = split(inodes[key])
+                fd = dest.open(parent, DIR_FLAGS)
+                try:
+                    os.link(base, name, src_dir_fd=fd, dst_dir_fd=dest_fd, follow_symlinks=False)
+                finally:
+                    os.close(fd)
+                continue
+            _copy_file(view, entry, name, dest_fd)
+            if entry.st.st_nlink > 1:
+                inodes[key] = prefix + name
+        # devices, FIFOs and sockets are not volume content
+
+
+def _copy_file(view: ImageView, entry: Node, name: str, dest_fd: int) -> None:
+    source = view.open_regular(entry)
+    if source is None:
         return
     try:
-        if os.getxattr(src, _OPAQUE_XATTR) == b"y":
-            for entry in list(dest.iterdir()):
-                _delete(entry)
-    except OSError:
-        pass
-    with os.scandir(src) as entries:
-        for entry in entries:
-            target = dest / entry.name
-            info = entry.stat(follow_symlinks=False)
-            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:  # a whiteout
-                _delete(target)
-            elif entry.is_dir(follow_symlinks=False):
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    _delete(target)
-                target.mkdir(exist_ok=True)
-                _merge(Path(entry.path), target)
-                _own(Path(entry.path), target, info)
-            else:
-                _delete(target)
-                if entry.is_symlink():
-                    os.symlink(os.readlink(entry.path), target)
-                else:
-                    shutil.copy2(entry.path, target, follow_symlinks=False)
-                _own(Path(entry.path), target, info)
-
-
-def _own(src: Path, dest: Path, info: os.stat_result) -> None:
-    os.lchown(dest, info.st_uid, info.st_gid)
-    if not stat.S_ISLNK(info.st_mode):
-        os.chmod(dest, stat.S_IMODE(info.st_mode))
-
-
-def _delete(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                      dir_fd=dest_fd)
+        try:
+            left = entry.st.st_size
+            while left > 0 and (n := os.copy_file_range(source, out, left)):
+                left -= n
+            os.fchown(out, entry.st.st_uid, entry.st.st_gid)
+            os.fchmod(out, stat.S_IMODE(entry.st.st_mode))
+            os.utime(out, ns=(entry.st.st_atime_ns, entry.st.st_mtime_ns))
+        finally:
+            os.close(out)
+    finally:
+        os.close(source)

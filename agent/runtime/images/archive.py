@@ -6,6 +6,12 @@ against its digest and the store's bounds. Digests the format carries are kept a
 an OCI layout's manifests, configs and layers; a docker archive's config (the image ID)
 and layers (diff_ids). A docker archive has no manifest, so we write an OCI one for it.
 
+Bounds: a directory is a root (agent.runtime.rootpath): a blob name resolves inside it,
+through symlinks that stay inside, and only regular files are read (never a FIFO or a
+device). A tarball is read with layers.BoundedTarInfo (bounded headers, no sparse members),
+at most ``MAX_MEMBERS`` members, and a compressed one (gzip, bzip2, xz) decompresses at
+most what the store's ``ratio`` and ``blob`` limits allow for its size, seeks included.
+
 Names: an OCI layout names an image by the annotation ``org.opencontainers.image.ref.name``.
 We write the full ``name:tag`` there (as ``skopeo copy ... oci:DIR:name:tag`` does); a bare
 tag such as ``v1`` needs a name from the caller (``--tag``).
@@ -13,10 +19,14 @@ tag such as ``v1`` needs a name from the caller (``--tag``).
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
+import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -26,12 +36,16 @@ from typing import IO, Protocol
 
 from agent.runtime.images import spec
 from agent.runtime.images.blobs import chunks, split_digest
-from agent.runtime.errors import ImageNotFound, InvalidImage
+from agent.runtime.errors import ImageNotFound, InvalidImage, LimitExceeded
 from agent.runtime.fsutil import canonical_json
+from agent.runtime.images.layers import BoundedTarInfo
 from agent.runtime.images.store import Image, ImageStore, parse_reference
+from agent.runtime.rootpath import Root
 
 
 DOCKER_HUB = "docker.io/library/"  # skopeo and docker write short names out in full
+MAX_MEMBERS = 100_000  # of an image tarball: a few per layer and image in practice
+_COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZh": bz2.BZ2File, b"\xfd7zXZ\x00": lzma.LZMAFile}
 
 
 class Source(Protocol):
@@ -41,17 +55,25 @@ class Source(Protocol):
 
 
 class DirSource:
-    def __init__(self, root: Path) -> None:
+    """An image layout directory, read as a root: names resolve inside it, regular files only."""
+
+    def __init__(self, root: Root) -> None:
         self.root = root
 
     def open(self, name: str) -> IO[bytes]:
         try:
-            return open(self.root / _relative(name), "rb")
+            fd = self.root.open_regular(_relative(name))
         except OSError as e:
-            raise InvalidImage(f"{self.root}: cannot read {name}: {e}") from e
+            raise InvalidImage(f"{self.root.path}: cannot read {name}: {e}") from e
+        if fd is None:
+            raise InvalidImage(f"{self.root.path}: {name} is not a regular file")
+        return os.fdopen(fd, "rb")
 
     def exists(self, name: str) -> bool:
-        return (self.root / _relative(name)).is_file()
+        try:
+            return stat.S_ISREG(self.root.stat(_relative(name)).st_mode)
+        except OSError:
+            return False
 
 
 class TarSource:
@@ -60,6 +82,11 @@ class TarSource:
     def __init__(self, tar: tarfile.TarFile, label: str) -> None:
         self.tar = tar
         self.label = label
+        count = 0
+        while tar.next() is not None:
+            count += 1
+            if count > MAX_MEMBERS:
+                raise InvalidImage(f"{label}: more than {MAX_MEMBERS} members: not an image archive")
         self.members = {_relative(m.name): m for m in tar.getmembers() if m.isfile() or m.issym() or m.islnk()}
 
     def open(self, name: str) -> IO[bytes]:
@@ -85,15 +112,60 @@ def _relative(name: str) -> str:
     return "/".join(parts)
 
 
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that counts every byte it produces, those a seek skips or re-reads included."""
+
+    def __init__(self, raw: IO[bytes], bound: int, what: str, limit: str) -> None:
+        self.raw, self.bound, self.what, self.limit = raw, bound, what, limit
+        self.work = 0
+
+    def _count(self, n: int) -> None:
+        self.work += n
+        if self.work > self.bound:
+            raise LimitExceeded(self.what, self.limit, self.bound, f"more than {self.bound} bytes decompressed")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.raw.read(min(len(buffer), 1 << 20))
+        self._count(len(data))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        before = self.raw.tell()
+        target = offset if whence == io.SEEK_SET else before + offset if whence == io.SEEK_CUR else -1
+        if target < 0:
+            raise OSError("only absolute and relative seeks in a compressed archive")
+        self._count(target - before if target >= before else target)  # backwards: decompressed again from 0
+        return self.raw.seek(target)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
 @contextmanager
-def open_source(path: Path) -> Iterator[Source]:
+def open_source(path: Path, limits: spec.Limits | None = None) -> Iterator[Source]:
     if path.is_dir():
-        yield DirSource(path)
+        with Root(path, follow=True) as root:
+            yield DirSource(root)
         return
     try:
-        with tarfile.open(path, mode="r:*") as tar:
+        with ExitStack() as stack:
+            raw = stack.enter_context(open(path, "rb"))
+            head = raw.read(6)
+            raw.seek(0)
+            kind = next((cls for magic, cls in _COMPRESSED.items() if head.startswith(magic)), None)
+            if kind is not None:
+                bound, limit = (limits or spec.Limits()).uncompressed_bound(os.fstat(raw.fileno()).st_size)
+                raw = stack.enter_context(io.BufferedReader(_Bounded(kind(fileobj=raw), bound, str(path), limit)))
+            tar = stack.enter_context(tarfile.open(fileobj=raw, mode="r:", tarinfo=BoundedTarInfo))
             yield TarSource(tar, str(path))
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as e:
         raise InvalidImage(f"{path}: not a readable image archive: {e}") from e
 
 
@@ -102,7 +174,7 @@ def open_source(path: Path) -> Iterator[Source]:
 
 def load(store: ImageStore, path: Path, tag: str | None = None) -> list[Image]:
     """Load every image of the OCI layout or docker archive at ``path``; ``tag`` names a single one."""
-    with store.writing(), open_source(path) as source:
+    with store.writing(), open_source(path, store.limits) as source:
         if source.exists("manifest.json"):
             return _load_docker(store, source, tag)
         if source.exists("index.json"):

@@ -3,6 +3,11 @@
 Every blob that enters from outside goes through ``ingest``: it is streamed to a temp file
 while hashed and counted, refused past its size bound or on a digest mismatch, and only a
 verified file is renamed into place.
+
+Staging: inside ``staging(dir)`` (the image store's writing transaction, per thread), new
+blobs go to ``dir`` instead, where ``path``/``exists``/``read_bytes`` still find them; only
+``publish`` moves them into the store, so what a failed pull or load brought never lands
+among the store's blobs.
 """
 
 from __future__ import annotations
@@ -11,19 +16,35 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from agent.runtime.errors import InvalidImage
+from agent.runtime.errors import InvalidImage, LimitExceeded
 from agent.runtime.fsutil import canonical_json
 from moorage.fsutil import atomic_write
 
 _CHUNK = 1 << 20
 
 
-def chunks(f: IO[bytes]) -> Iterable[bytes]:
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def chunks(f: Readable) -> Iterable[bytes]:
     while chunk := f.read(_CHUNK):
+        yield chunk
+
+
+def bounded(data: Iterable[bytes], bound: int, what: str, limit: str) -> Iterator[bytes]:
+    """``data`` as it is, but LimitExceeded (naming ``limit``) once more than ``bound`` bytes came."""
+    total = 0
+    for chunk in data:
+        total += len(chunk)
+        if total > bound:
+            raise LimitExceeded(what, limit, bound, f"more than {bound} bytes uncompressed")
         yield chunk
 
 
@@ -78,10 +99,28 @@ class BlobStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self._tmp = tmp
+        self._local = threading.local()
         (root / "sha256").mkdir(parents=True, exist_ok=True)
 
+    @contextmanager
+    def staging(self, stage: Path) -> Iterator[None]:
+        """New blobs of this thread go to ``stage`` until published (see the module docstring)."""
+        self._local.stage = stage
+        try:
+            yield
+        finally:
+            self._local.stage = None
+
+    def _staged(self, digest: str) -> Path | None:
+        stage: Path | None = getattr(self._local, "stage", None)
+        return None if stage is None else stage / split_digest(digest)
+
+    def _target(self, digest: str) -> Path:
+        return self._staged(digest) or self.root / "sha256" / split_digest(digest)
+
     def path(self, digest: str) -> Path:
-        return self.root / "sha256" / split_digest(digest)
+        staged = self._staged(digest)
+        return staged if staged is not None and staged.exists() else self.root / "sha256" / split_digest(digest)
 
     def exists(self, digest: str) -> bool:
         return self.path(digest).exists()
@@ -90,7 +129,14 @@ class BlobStore:
         return [f"sha256:{p.name}" for p in (self.root / "sha256").iterdir()]
 
     def remove(self, digest: str) -> None:
-        self.path(digest).unlink(missing_ok=True)
+        (self.root / "sha256" / split_digest(digest)).unlink(missing_ok=True)
+
+    def publish(self, digests: Iterable[str]) -> None:
+        """Move these staged blobs into the store (those not staged are there already)."""
+        for digest in digests:
+            staged = self._staged(digest)
+            if staged is not None and staged.exists():
+                os.replace(staged, self.root / "sha256" / split_digest(digest))
 
     def ingest(
         self,
@@ -101,22 +147,26 @@ class BlobStore:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[str, int]:
         """Store the bytes of ``data``; refuse more than ``bound`` bytes or a digest other than ``expected``."""
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
+        stage: Path | None = getattr(self._local, "stage", None)
+        fd, tmp = tempfile.mkstemp(dir=stage or self._tmp, prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as out:
                 digest, size = write_verified(data, out, expected, bound, what, progress)
-            os.replace(tmp, self.path(digest))
+            os.replace(tmp, self._target(digest))
             return digest, size
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    def adopt(self, path: Path, digest: str) -> None:
+        """Move the file at ``path``, whose content has ``digest`` (the caller checked), in as that blob."""
+        os.replace(path, self._target(digest))
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store ``data`` as it is; return (digest, size)."""
         digest = sha256_bytes(data)
-        target = self.path(digest)
-        if not target.exists():
-            atomic_write(target, data)
+        if not self.exists(digest):
+            atomic_write(self._target(digest), data)
         return digest, len(data)
 
     def put_json(self, obj: Any) -> tuple[str, int]:

@@ -8,8 +8,11 @@ InvalidImage, so a hostile registry or archive cannot steer the store with odd J
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,15 +40,48 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc
 ARCH = _ARCH.get(platform.machine(), platform.machine())
 
 MiB = 1 << 20
+GiB = 1 << 30
+_UNITS = {"": 1, "KiB": 1 << 10, "MiB": MiB, "GiB": GiB, "TiB": 1 << 40}
+_SIZE = re.compile(r"^(\d+)(KiB|MiB|GiB|TiB)?$")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Upper bounds on what the store accepts from outside; larger input is refused before it is kept."""
+    """Upper bounds on what the store accepts from outside; larger input is refused before it is kept.
+
+    The ``layer_*``, ``path_*`` and ``ratio*`` bounds apply to every layer unpacked (pulled,
+    loaded, imported, built or committed); README.md (Image limits) explains the defaults.
+    """
 
     manifest: int = 4 * MiB  # a manifest or an index (the distribution spec's suggested bound)
     config: int = 8 * MiB
-    blob: int = 16 * 1024 * MiB  # one layer blob, compressed or not
+    blob: int = 16 * GiB  # one layer blob, compressed or not, and the uncompressed tar of a gzip layer
+    layer_bytes: int = 16 * GiB  # the sizes of a layer's files added up, as unpacked
+    layer_entries: int = 1_000_000  # tar members of one layer
+    path_bytes: int = 4096  # a member's path (and a link's target), as PATH_MAX
+    path_depth: int = 128  # components of a member's path
+    ratio: int = 250  # uncompressed bytes per byte of the blob (a gzip stream, or a tar's own data)...
+    ratio_floor: int = 512 * MiB  # ...checked only past this many uncompressed bytes
+
+    @classmethod
+    def parse(cls, items: Iterable[str], base: Limits | None = None) -> Limits:
+        """``["layer_bytes=8GiB", "ratio=500"]`` over ``base`` (the defaults); ValueError names a bad item."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, int] = {}
+        for item in items:
+            name, _, text = item.partition("=")
+            match = _SIZE.match(text.strip())
+            if name not in names:
+                raise ValueError(f"{item!r}: no such image limit (want one of {', '.join(sorted(names))})")
+            if match is None or int(match[1]) <= 0:
+                raise ValueError(f"{item!r}: want {name}=N with N > 0, optionally in KiB, MiB, GiB or TiB")
+            values[name] = int(match[1]) * _UNITS[match[2] or ""]
+        return dataclasses.replace(base or cls(), **values)
+
+    def uncompressed_bound(self, compressed: int) -> tuple[int, str]:
+        """How many bytes may come out of ``compressed`` bytes of a blob, and the limit that says so."""
+        by_ratio = max(self.ratio_floor, self.ratio * compressed)
+        return (by_ratio, "ratio") if by_ratio < self.blob else (self.blob, "blob")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,13 @@ prune mark everything reachable from the roots (tagged images, the images and la
 existing containers, the build cache) and sweep the rest, so nothing in use can go and
 nothing unreferenced stays. Writers (pull, load, build, import) hold the store's gc lock
 shared while their blobs are not yet reachable; a sweep holds it exclusively.
+
+A writer's ``writing()`` is also a transaction: the blobs it ingests and the layers it
+unpacks are staged in ``tmp/txn-*/`` and published (renamed into ``blobs/`` and ``layers/``)
+only by the ``create`` or ``add_manifest`` of an image that uses them, right before its tag
+is written. Whatever is still staged when ``writing()`` ends — the blobs of an image that
+failed to load, a layer over a limit — is deleted with the staging directory, so a failed
+pull, load, import or build leaves no blob or layer behind.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 
 from agent.runtime.images import spec
 from agent.runtime.images import layers
-from agent.runtime.images.blobs import BlobStore, chunks, sha256_file, split_digest, write_verified
+from agent.runtime.images.blobs import BlobStore, bounded, chunks, sha256_file, split_digest, write_verified
 from agent.runtime.errors import ImageInUse, ImageNotFound, InvalidImage
 from agent.runtime.fsutil import atomic_write_json
 
@@ -217,10 +224,12 @@ class ImageStore:
         self._index = root / "index.json"
         self._cache = root / "build-cache.json"
         self._lock = threading.Lock()
+        self._txn = threading.local()  # .stage: this thread's writing() transaction directory
         for d in (self._layers, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         if not (root / "oci-layout").exists():
             atomic_write_json(root / "oci-layout", {"imageLayoutVersion": "1.0.0"})
+        self._remove_stale_transactions()
 
     # --- making images ----------------------------------------------------------------------
 
@@ -228,21 +237,26 @@ class ImageStore:
         """Make a one-layer image from a directory or a .tar / .tar.gz of a root file system."""
         ref = self._tag_reference(reference)
         with self.writing():
-            tar_path = Path(tempfile.mkstemp(dir=self.tmp, prefix="layer-", suffix=".tar")[1])
+            fd, name = tempfile.mkstemp(dir=self.work_dir, prefix="layer-", suffix=".tar")
+            os.close(fd)
+            tar_path = Path(name)
             try:
-                _write_layer_tar(source, tar_path)
+                _write_layer_tar(source, tar_path, self.limits)
                 layer = self.add_layer_tar(tar_path)
             finally:
                 tar_path.unlink(missing_ok=True)
             return self.create([layer], config or ImageConfig(), str(ref))
 
     def add_layer_tar(self, tar_path: Path) -> Layer:
-        """Keep the uncompressed layer tar at ``tar_path`` (moved into the store) and unpack it once."""
+        """Keep the uncompressed layer tar at ``tar_path`` (moved into the store) and unpack it once.
+
+        Inside ``writing()`` both are staged until an image using the layer is made.
+        """
         diff_id = sha256_file(tar_path)
-        path = self._unpack_once(tar_path, diff_id)
+        self._unpack_once(tar_path, diff_id, tar_path.stat().st_size)
         size = tar_path.stat().st_size
-        os.replace(tar_path, self.blobs.path(diff_id))
-        return Layer(diff_id, diff_id, size, spec.MEDIA_LAYER, path)
+        self.blobs.adopt(tar_path, diff_id)
+        return Layer(diff_id, diff_id, size, spec.MEDIA_LAYER, self._layers / split_digest(diff_id))
 
     def create(self, layer_list: list[Layer], config: ImageConfig, reference: str | None,
                base: Image | None = None, history: Iterable[Mapping[str, Any]] = ()) -> Image:
@@ -258,6 +272,7 @@ class ImageStore:
             "layers": [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size} for layer in every],
         }
         digest, size = self.blobs.put_json(manifest)
+        self._publish([digest, config_digest, *(layer.digest for layer in every)], [layer.diff_id for layer in every])
         if reference is None:
             return self._image(digest, digest)
         name = str(self._tag_reference(reference))
@@ -279,6 +294,7 @@ class ImageStore:
         for layer, diff_id in zip(manifest.layers, ids, strict=True):
             self._unpack_blob(layer, diff_id)
         digest, size = self.blobs.put_bytes(data)
+        self._publish([digest, manifest.config.digest, *(layer.digest for layer in manifest.layers)], ids)
         if reference is None:
             return self._image(digest, digest)
         ref = parse_reference(reference)
@@ -296,9 +312,39 @@ class ImageStore:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold off sweeps while blobs being added are not yet reachable from a tag."""
-        with self._gc_lock(fcntl.LOCK_SH):
+        """Hold off sweeps while blobs being added are not yet reachable from a tag, and stage
+        them (see the module docstring); a nested ``writing()`` joins the outer one."""
+        if getattr(self._txn, "stage", None) is not None:
             yield
+            return
+        with self._gc_lock(fcntl.LOCK_SH):
+            stage = Path(tempfile.mkdtemp(dir=self.tmp, prefix="txn-"))
+            try:
+                for d in ("blobs", "layers"):
+                    (stage / d).mkdir()
+                self._txn.stage = stage
+                with self.blobs.staging(stage / "blobs"):
+                    yield
+            finally:
+                self._txn.stage = None
+                shutil.rmtree(stage, ignore_errors=True)
+
+    @property
+    def work_dir(self) -> Path:
+        """Where work files go: this thread's transaction directory (removed with it, even after
+        a crash: see ``_remove_stale_transactions``), else tmp/."""
+        stage: Path | None = getattr(self._txn, "stage", None)
+        return stage or self.tmp
+
+    def _remove_stale_transactions(self) -> None:
+        """Transaction directories a killed writer left: removed when no writer holds the gc lock."""
+        with open(self.root / "gc.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a writer is at work: its own directory is among them
+            for stale in self.tmp.glob("txn-*"):
+                shutil.rmtree(stale, ignore_errors=True)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -404,45 +450,78 @@ class ImageStore:
 
     # --- layers -----------------------------------------------------------------------------
 
-    def _unpack_blob(self, layer: spec.Descriptor, diff_id: str) -> Path:
+    def _unpack_blob(self, layer: spec.Descriptor, diff_id: str) -> None:
         """Unpack a stored layer blob once, checking its uncompressed content against ``diff_id``."""
-        final = self._layers / split_digest(diff_id)
-        if final.exists():
-            return final
+        if self._layer_dir(diff_id).exists():
+            return
         source = self.blobs.path(layer.digest)
         if not source.exists():
             raise InvalidImage(f"layer blob {layer.digest} is not in the store")
+        blob_size = source.stat().st_size
         if layer.media_type in spec.PLAIN_LAYERS:
             if layer.digest != diff_id:
                 raise InvalidImage(f"uncompressed layer {layer.digest} does not match its diff_id {diff_id}")
-            return self._unpack_once(source, diff_id)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="layer-", suffix=".tar")
+            self._unpack_once(source, diff_id, blob_size)
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.work_dir, prefix="layer-", suffix=".tar")
         os.close(fd)
+        what = f"layer {layer.digest}"
         try:
+            bound, limit = self.limits.uncompressed_bound(blob_size)
             with gzip.open(source, "rb") as stream, open(tmp, "wb") as out:
-                write_verified(chunks(stream), out, diff_id, self.limits.blob, f"layer {layer.digest} (uncompressed)")
-            return self._unpack_once(Path(tmp), diff_id)
+                write_verified(bounded(chunks(stream), bound, what, limit), out, diff_id, self.limits.blob,
+                               f"{what} (uncompressed)")
         except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise InvalidImage(f"layer {layer.digest} is not a readable gzip stream: {e}") from e
+            os.unlink(tmp)
+            raise InvalidImage(f"{what} is not a readable gzip stream: {e}") from e
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        try:
+            self._unpack_once(Path(tmp), diff_id, blob_size)
         finally:
             os.unlink(tmp)
 
-    def _unpack_once(self, tar_path: Path, diff_id: str) -> Path:
-        """Unpack into layers/<hex> unless there already; a rename publishes a complete tree only."""
-        final = self._layers / split_digest(diff_id)
-        if final.exists():
-            return final
-        work = Path(tempfile.mkdtemp(dir=self.tmp, prefix="unpack-"))
+    def _layer_dir(self, diff_id: str) -> Path:
+        """Where the unpacked layer is: staged by this thread's transaction, else in layers/."""
+        stage: Path | None = getattr(self._txn, "stage", None)
+        staged = None if stage is None else stage / "layers" / split_digest(diff_id)
+        return staged if staged is not None and staged.exists() else self._layers / split_digest(diff_id)
+
+    def _unpack_once(self, tar_path: Path, diff_id: str, blob_size: int) -> None:
+        """Unpack into layers/<hex> (or the transaction's stage) unless there already; a rename
+        makes a complete tree visible, never a partial one."""
+        if self._layer_dir(diff_id).exists():
+            return
+        stage: Path | None = getattr(self._txn, "stage", None)
+        target = (self._layers if stage is None else stage / "layers") / split_digest(diff_id)
+        work = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="unpack-"))
         try:
-            layers.unpack(tar_path, work / "layer")
+            layers.unpack(tar_path, work / "layer", self.limits, f"layer {diff_id}", blob_size)
             try:
-                os.rename(work / "layer", final)
+                os.rename(work / "layer", target)
             except OSError:
-                if not final.exists():
+                if not target.exists():
                     raise  # lost a race to an identical unpack otherwise: theirs is as good
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return final
+
+    def _publish(self, digests: Iterable[str], diff_ids: Iterable[str]) -> None:
+        """Move what an image about to be made needs out of the transaction's stage into the store."""
+        stage: Path | None = getattr(self._txn, "stage", None)
+        if stage is None:
+            return
+        self.blobs.publish(digests)
+        for diff_id in diff_ids:
+            staged = stage / "layers" / split_digest(diff_id)
+            if not staged.exists():
+                continue
+            try:
+                os.rename(staged, self._layers / split_digest(diff_id))
+            except OSError:
+                if not (self._layers / split_digest(diff_id)).exists():
+                    raise
+                shutil.rmtree(staged)  # another writer published the same layer first
 
     # --- index ------------------------------------------------------------------------------
 
@@ -521,17 +600,20 @@ class ImageStore:
         )
 
 
-def _write_layer_tar(source: Path, out_path: Path) -> None:
-    """The layer blob: a deterministic tar of a directory, or the tarball's own (uncompressed) bytes."""
+def _write_layer_tar(source: Path, out_path: Path, limits: spec.Limits) -> None:
+    """The layer blob: a deterministic tar of a directory, or the tarball's own (uncompressed) bytes,
+    gunzipped within the ``ratio`` and ``blob`` limits."""
     try:
         with open(out_path, "wb") as out:
             if source.is_dir():
-                layers.write_tar(source, out)
+                layers.write_tar(source, out, max_depth=limits.path_depth)
                 return
             with open(source, "rb") as f:
                 compressed = f.read(2) == b"\x1f\x8b"
+            bound, limit = limits.uncompressed_bound(source.stat().st_size) if compressed else (limits.blob, "blob")
             with gzip.open(source, "rb") if compressed else open(source, "rb") as f:
-                shutil.copyfileobj(f, out)
+                for chunk in bounded(chunks(f), bound, f"rootfs source {source}", limit):
+                    out.write(chunk)
     except (OSError, EOFError) as e:
         raise InvalidImage(f"cannot read rootfs source {source}: {e}") from e
 

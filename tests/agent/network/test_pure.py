@@ -128,3 +128,20 @@ def test_a_record_torn_by_a_machine_crash_reads_as_none(tmp_path: Path) -> None:
     (tmp_path / "attachments" / "c3.json").write_text('{"mode": "bridge"}')
     assert records.get("c2") is None and records.get("c3") is None
     assert records.all() == [kept]
+
+
+def test_etc_files_are_written_without_following_a_symlink_in_the_layer(tmp_path: Path) -> None:
+    from agent.network.etcfiles import write
+
+    outside = tmp_path / "moorage-host-etc"
+    outside.mkdir()
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "etc").symlink_to(outside)
+    with pytest.raises(OSError):
+        write(upper, {"/etc/hosts": "127.0.0.1 x\n"})
+    assert list(outside.iterdir()) == []
+    (upper / "etc").unlink()
+    write(upper, {"/etc/hosts": "127.0.0.1 x\n", "/etc/hostname": "x\n"})
+    assert (upper / "etc" / "hosts").read_text() == "127.0.0.1 x\n"
+    assert sorted(p.name for p in (upper / "etc").iterdir()) == ["hostname", "hosts"]

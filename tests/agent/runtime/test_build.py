@@ -16,7 +16,7 @@ from agent.runtime.images.builds.builder import IMPLICIT_DIR_MTIME
 from agent.runtime.images.commit import commit
 from agent.runtime.errors import BuildError
 from agent.runtime.images.store import Healthcheck, Image
-from tests.agent.runtime.support import MARKER, lines, sh
+from tests.agent.runtime.support import MARKER, HostFiles, lines, sh
 
 
 class Recorder:
@@ -199,3 +199,87 @@ def test_copy_stages_the_same_layer_whatever_the_time_of_the_build(
     for implicit in ("srv", "srv/deep", "opt"):
         assert members[implicit].isdir() and members[implicit].mtime == IMPLICIT_DIR_MTIME, implicit
     assert members["opt/app"].mtime == members["opt/app/sub"].mtime == past  # copied from the context: kept
+
+
+# --- the context is a root ------------------------------------------------------------------
+
+
+def _layer_members(images: ImageStore, image: Image) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(images.blobs.path(image.layers[-1].digest)) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_copy_never_reads_through_a_context_symlink_that_points_out(
+    tmp_path: Path, images: ImageStore, runtime: Runtime
+) -> None:
+    host = HostFiles(tmp_path)
+    context = make_context(tmp_path)
+    (context / "out").symlink_to(host.root)
+    before = host.snapshot(allowed=(images.root, context))
+    for copy in ("COPY out/secret.txt /", "COPY out/* /x/", f"COPY out{host.root}/secret.txt /"):
+        with pytest.raises(BuildError, match="no source file matches"):
+            build(images, runtime, context, f"FROM busybox\n{copy}\n")
+    assert host.snapshot(allowed=(images.root, context)) == before
+    for image in images.list():
+        assert not any("secret" in name for name in _layer_members(images, image))
+
+
+def test_copy_follows_symlinks_inside_the_context_as_docker_does(
+    tmp_path: Path, images: ImageStore, runtime: Runtime
+) -> None:
+    """A source path's symlinks resolve inside the context (an absolute one against its root);
+    in a copied directory, symlinks stay symlinks."""
+    context = make_context(tmp_path)
+    (context / "alias").symlink_to("files")
+    (context / "abs").symlink_to("/files")  # /files of the context, not of the host
+    (context / "files" / "shadow").symlink_to("/etc/shadow")
+    text = "FROM busybox\nCOPY alias/a.txt /one.txt\nCOPY abs/sub/b.txt /two.txt\nCOPY abs /tree/\n"
+    _, image = build(images, runtime, context, text)
+    layers = images.get(image.digest).layers
+    members = {}
+    for layer in layers[-3:]:
+        with tarfile.open(images.blobs.path(layer.digest)) as tar:
+            members |= {m.name: (m, tar.extractfile(m).read() if m.isreg() else b"") for m in tar.getmembers()}
+    assert members["one.txt"][1] == b"a\n" and members["two.txt"][1] == b"b\n"
+    link, _ = members["tree/shadow"]
+    assert link.issym() and link.linkname == "/etc/shadow"  # copied as a link, never read
+
+
+def test_a_symlink_one_source_stages_cannot_lead_the_next_out(
+    tmp_path: Path, images: ImageStore, runtime: Runtime
+) -> None:
+    host = HostFiles(tmp_path)
+    context = make_context(tmp_path)
+    (context / "d1").mkdir()
+    (context / "d1" / "sub").symlink_to(host.dir)
+    (context / "d2" / "sub").mkdir(parents=True)
+    (context / "d2" / "sub" / "planted.txt").write_text("planted\n")
+    before = host.snapshot(allowed=(images.root, context))
+    with pytest.raises(BuildError, match="copied by an earlier source is in the way"):
+        build(images, runtime, context, "FROM busybox\nCOPY d1 d2 /x/\n")
+    assert host.snapshot(allowed=(images.root, context)) == before
+    assert not (host.dir / "planted.txt").exists()
+
+
+def test_dockerignore_and_containerfile_are_read_inside_the_context(
+    tmp_path: Path, images: ImageStore, runtime: Runtime
+) -> None:
+    host = HostFiles(tmp_path)
+    (host.root / "ignore").write_text("one.txt\n")
+    (host.root / "Containerfile").write_text("FROM busybox\nCOPY files /files\n")
+    context = make_context(tmp_path)
+    (context / ".dockerignore").unlink()
+    (context / ".dockerignore").symlink_to(host.root / "ignore")
+    _, image = build(images, runtime, context, "FROM busybox\nCOPY one.txt /one.txt\n")  # not ignored
+    assert "one.txt" in _layer_members(images, image)
+    (context / "Containerfile").unlink()
+    (context / "Containerfile").symlink_to(host.root / "Containerfile")
+    with pytest.raises(BuildError, match="no such regular file in the build context"):
+        Builder(images, lambda: runtime, Recorder()).build(context, context / "Containerfile", "x:1", {})
+
+
+def test_a_context_named_through_a_symlink_builds(tmp_path: Path, images: ImageStore, runtime: Runtime) -> None:
+    context = make_context(tmp_path)
+    (tmp_path / "ctx-link").symlink_to(context)
+    _, image = build(images, runtime, tmp_path / "ctx-link", "FROM busybox\nCOPY one.txt /one.txt\n")
+    assert "one.txt" in _layer_members(images, image)

@@ -100,3 +100,22 @@ def test_build_errors_and_commit(tmp_path: Path, state: Path) -> None:
     runtime.wait("c2", timeout=30)
     assert [r.line for r in runtime.read_logs("c2")] == ["built 7"]
     assert moor("container", "commit", "nope", "y:1", *sd, code=3)
+
+
+def test_image_limits_are_set_per_command_and_name_the_limit(tmp_path: Path, state: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    bomb = tmp_path / "rootfs.tar.gz"
+    with gzip.open(bomb, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = 8 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    sd = ("--state-dir", str(state))
+    refused = moor("image", "import", str(bomb), "bomb:1", *sd, "--image-limit", "ratio=10",
+                   "--image-limit", "ratio_floor=1MiB", code=2)
+    assert "over the limit ratio=10" in refused.stderr and str(bomb) in refused.stderr
+    moor("image", "import", str(bomb), "bomb:1", *sd)  # within the defaults
+    usage = moor("image", "import", str(bomb), "bomb:2", *sd, "--image-limit", "layer_size=1", code=2)
+    assert "no such image limit" in usage.stderr and "layer_bytes" in usage.stderr

@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -42,6 +44,10 @@ ESCAPING = {
     "hard link out": [member("hl", LNK, "../../etc/passwd")],
     "hard link absolute": [member("hl", LNK, "/etc/passwd")],
     "hard link through symlink": [member("link", SYM, "/etc"), member("hl", LNK, "link/passwd")],
+    "hard link to a symlink": [member("link", SYM, "/etc/passwd"), member("hl", LNK, "link")],
+    "dir replaced by a symlink, then written into": [member("a", DIR), member("a/f"), member("a", SYM, "/etc"),
+                                                     member("a/g")],
+    "symlink climbing through dot-dot inside": [member("a/b", DIR), member("a/b/up", SYM, "../x/../../../etc")],
 }
 
 
@@ -123,6 +129,7 @@ HOSTILE_SPECIALS = {
     "whiteout of the parent": [member("a", DIR), member("a/.wh..")],
     "whiteout of nothing": [member(".wh.")],
     "whiteout through a symlink": [member("l", SYM, "/etc"), member("l/.wh.passwd")],
+    "opaque marker through a symlink": [member("l", SYM, "/etc"), member("l/.wh..wh..opq")],
     "char device outside dev": [member("data/disk", CHR)],
     "block device outside dev": [member("sda", BLK)],
 }
@@ -174,3 +181,51 @@ def test_loading_an_escaping_layer_leaves_nothing_outside_the_store(tmp_path: Pa
         archive.load(store, layout)
     assert store.list() == [] and list((store_root / "layers").iterdir()) == []
     assert not Path("/evil").exists() and list(tmp_path.rglob("evil")) == []  # the member link/evil went nowhere
+
+
+FLIPPER = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = [(a.encode(), b.encode()) for a, b in zip(sys.argv[1::2], sys.argv[2::2])]
+print("ready", flush=True)
+while True:
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)  # RENAME_EXCHANGE: the two names swap atomically
+"""
+
+
+def test_write_tar_of_a_tree_changing_under_it_takes_nothing_of_the_host(tmp_path: Path) -> None:
+    """A running container's rw layer being committed: its entries flip between a file or a
+    directory of its own and a symlink to the host, as fast as another process can swap them."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret.txt").write_text("HOST\n")  # as long as the container's own file
+    upper = tmp_path / "upper"
+    (upper / "d").mkdir(parents=True)
+    (upper / "d" / "secret.txt").write_text("mine\n")
+    (upper / "f").write_text("mine\n")
+    (upper / "zd").symlink_to(host)
+    (upper / "zf").symlink_to(host / "secret.txt")
+    flipper = subprocess.Popen([sys.executable, "-c", FLIPPER, str(upper / "d"), str(upper / "zd"), str(upper / "f"),
+                                str(upper / "zf")], stdout=subprocess.PIPE)
+    try:
+        assert flipper.stdout is not None and flipper.stdout.readline() == b"ready\n"
+        for _ in range(300):
+            out = io.BytesIO()
+            write_tar(upper, out)
+            assert b"HOST\n" not in out.getvalue()
+    finally:
+        flipper.kill()
+        flipper.wait()
+        flipper.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_truncated_member_names_the_layer(tmp_path: Path) -> None:
+    tar = tmp_path / "cut.tar"
+    info = tarfile.TarInfo("big")
+    info.size = 100_000
+    with tarfile.open(tar, "w") as out:
+        out.addfile(info, io.BytesIO(bytes(info.size)))
+    tar.write_bytes(tar.read_bytes()[:4096])
+    with pytest.raises(InvalidImage, match="^layer x: tar member big is cut short"):
+        unpack(tar, tmp_path / "out", what="layer x")

@@ -117,3 +117,16 @@ def test_read_log_tail_and_partial_record(tmp_path: Path) -> None:
     log.write_bytes(buf.getvalue() + b'{"time": "2023')  # a record being written right now
     assert [r.line for r in read_log(log, tail=0, follow=False, finished=lambda: True)] == ["0", "1", "2", "3", "4"]
     assert [r.line for r in read_log(log, tail=2, follow=False, finished=lambda: True)] == ["3", "4"]
+
+
+def test_image_limits_parse_sizes_and_refuse_unknown_names() -> None:
+    from agent.runtime.images.spec import GiB, Limits
+
+    limits = Limits.parse(["layer_bytes=2GiB", "layer_entries=10", "ratio=5"])
+    assert (limits.layer_bytes, limits.layer_entries, limits.ratio, limits.blob) == (2 * GiB, 10, 5, Limits().blob)
+    for bad in ("nope=1", "ratio=0", "ratio=ten", "layer_bytes=1GB"):
+        with pytest.raises(ValueError, match=bad.split("=")[0]):
+            Limits.parse([bad])
+    assert Limits(ratio=10, ratio_floor=100, blob=10_000).uncompressed_bound(50) == (500, "ratio")
+    assert Limits(ratio=10, ratio_floor=100, blob=10_000).uncompressed_bound(5) == (100, "ratio")
+    assert Limits(ratio=10, ratio_floor=100, blob=300).uncompressed_bound(50) == (300, "blob")

@@ -8,11 +8,24 @@ other instructions change the config only. A step's result is cached under the h
 (the parent image's digest, the instruction with its variables expanded, the build args
 it sees, and for COPY/ADD the digest of the staged layer), so an unchanged step is a
 cache hit and a change invalidates every step after it.
+
+The context is a root (agent.runtime.rootpath, RESOLVE_IN_ROOT), as Docker's builder treats
+it: a COPY source path — wildcards included — is resolved inside the context, symlinks on
+the way and a symlink named as the source itself followed, but an absolute target or ``..``
+stops at the context's root (``out -> /outside``: ``COPY out/secret.txt /`` looks for
+``<context>/outside/secret.txt``). Inside a directory being copied, symlinks are copied as
+symlinks, never followed; only directories, regular files and symlinks are copied. The
+staging directory the layer is made from follows no symlink either: a symlink one source
+put there cannot lead a later source's files elsewhere (that COPY fails with a BuildError).
+The Containerfile (when it is in the context) and ``.dockerignore`` are read the same way,
+within ``TEXT_BOUND`` bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fnmatch
 import hashlib
 import json
 import os
@@ -32,9 +45,12 @@ from agent.runtime.errors import BuildError, ImageNotFound, RuntimeFailure
 from agent.runtime.images.store import Healthcheck, Image, ImageConfig, ImageStore, Layer
 from agent.runtime.images.layers import write_tar
 from agent.runtime.images.blobs import sha256_file
+from agent.runtime.rootpath import DIR_FLAGS, Root, open_regular_at, split
 
 # Build args Docker predefines: usable without an ARG line.
 PREDEFINED_ARGS = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"})
+TEXT_BOUND = 1 << 20  # bytes of a Containerfile or a .dockerignore
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Reporter(Protocol):
@@ -68,15 +84,25 @@ class Builder:
     def build(self, context: Path, containerfile: Path, tag: str | None, build_args: Mapping[str, str],
               no_cache: bool = False) -> Image:
         try:
-            text = containerfile.read_text()
+            ctx = Root(context, follow=True)
         except OSError as e:
-            raise BuildError(str(containerfile), f"cannot read: {e}") from e
+            raise BuildError(str(context), f"cannot open the build context: {e}") from e
+        with ctx:
+            return self._build(ctx, containerfile, tag, build_args, no_cache)
+
+    def _build(self, ctx: Root, containerfile: Path, tag: str | None, build_args: Mapping[str, str],
+               no_cache: bool) -> Image:
+        inside = containerfile.absolute().is_relative_to(ctx.path.absolute())
+        relative = containerfile.absolute().relative_to(ctx.path.absolute()).as_posix() if inside else ""
+        text = _read_text(ctx, relative, str(containerfile)) if inside else _read_outside(containerfile)
+        if text is None:
+            raise BuildError(str(containerfile), "cannot read: no such regular file in the build context")
         instructions = parse(text, str(containerfile))
-        rules = ignore.rules((context / ".dockerignore").read_text()) if (context / ".dockerignore").is_file() else []
+        rules = ignore.rules(_read_text(ctx, ".dockerignore", ".dockerignore") or "")
         state = _State(None, ImageConfig())
         with self.store.writing():
             for number, inst in enumerate(instructions, 1):
-                state = self._step(state, inst, context, rules, dict(build_args), no_cache, number, len(instructions))
+                state = self._step(state, inst, ctx, rules, dict(build_args), no_cache, number, len(instructions))
             if state.image is None or state.image.config != state.config:
                 state.image = self._commit(state, [], "")
             if tag is None:
@@ -85,7 +111,7 @@ class Builder:
 
     # --- steps --------------------------------------------------------------------------------
 
-    def _step(self, state: _State, inst: Instruction, context: Path, rules: list[ignore.Rule],
+    def _step(self, state: _State, inst: Instruction, context: Root, rules: list[ignore.Rule],
               build_args: dict[str, str], no_cache: bool, number: int, total: int) -> _State:
         if inst.name == "ARG":
             for key, default in key_values(inst, state.env):
@@ -175,7 +201,7 @@ class Builder:
             retries=int(retries),
         )
 
-    def _layer_step(self, state: _State, inst: Instruction, context: Path, rules: list[ignore.Rule],
+    def _layer_step(self, state: _State, inst: Instruction, context: Root, rules: list[ignore.Rule],
                     build_args: dict[str, str], no_cache: bool, number: int, total: int) -> _State:
         parent = self._commit(state, [], "") if state.image is None or state.image.config != state.config else state.image
         state.image = parent
@@ -229,7 +255,7 @@ class Builder:
                 self.reporter.output(record.line)
             if final.status is not ContainerStatus.EXITED or final.exit_code != 0:
                 raise inst.error(f"the command exited with code {final.exit_code}")
-            fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="run-", suffix=".tar")
+            fd, tar_path = tempfile.mkstemp(dir=self.store.work_dir, prefix="run-", suffix=".tar")
             with os.fdopen(fd, "wb") as out:
                 write_tar(final.upper_dir, out, overlay=True)
             return Path(tar_path)
@@ -245,8 +271,8 @@ class Builder:
 
     # --- COPY / ADD ---------------------------------------------------------------------------
 
-    def _stage(self, state: _State, inst: Instruction, context: Path, rules: list[ignore.Rule]) -> Path:
-        """The layer tar of the files COPY/ADD puts in place."""
+    def _stage(self, state: _State, inst: Instruction, context: Root, rules: list[ignore.Rule]) -> Path:
+        """The layer tar of the files COPY/ADD puts in place (see the module docstring)."""
         args = words(inst, state.env)
         if len(args) < 2:
             raise inst.error("needs at least one source and a destination")
@@ -256,37 +282,45 @@ class Builder:
                 raise inst.error(f"{source}: remote sources are not supported (no network in builds)")
         workdir = state.config.working_dir or "/"
         target = os.path.normpath(os.path.join(workdir, dest)).lstrip("/")
-        into_dir = dest.endswith("/") or len(sources) > 1
-        owner = _owner(inst)
-        stage = Path(tempfile.mkdtemp(dir=self.store.tmp, prefix="stage-"))
+        into_dir = dest.endswith(("/", "/.")) or dest == "." or len(sources) > 1 or not target
+        stage_dir = Path(tempfile.mkdtemp(dir=self.store.work_dir, prefix="stage-"))
         try:
-            root = context.resolve()
-            matched = 0
-            copied_a_directory = False
-            for source in sources:
-                for path in sorted(root.glob(source.lstrip("/"))) if _is_glob(source) else [root / source.lstrip("/")]:
-                    path = Path(os.path.normpath(path))
-                    if not path.is_relative_to(root):
+            with Root(stage_dir) as stage:
+                copier = _Copier(context, stage, rules, _owner(inst))
+                matched = 0
+                copied_a_directory = False
+                for source in sources:
+                    relative = os.path.normpath(source.lstrip("/"))
+                    if relative == ".." or relative.startswith("../"):
                         raise inst.error(f"{source} is outside the build context")
-                    relative = path.relative_to(root).as_posix()
-                    if not os.path.lexists(path) or (relative != "." and ignore.ignored(relative, rules)):
-                        continue
-                    matched += 1
-                    if path.is_dir() and not path.is_symlink():
-                        _copy_tree(path, stage / target, root, rules, owner)
-                        copied_a_directory = True
-                    else:
-                        name = stage / target / path.name if into_dir else stage / target
-                        _copy_file(path, name, owner)
-            if not matched:
-                raise inst.error(f"no source file matches {' '.join(sources)} in the context (or all are ignored)")
-            _make_parents(stage, target, into_dir and not copied_a_directory)
-            fd, tar_path = tempfile.mkstemp(dir=self.store.tmp, prefix="copy-", suffix=".tar")
+                    for path in _glob(context, relative) if _is_glob(relative) else [relative]:
+                        if path != "." and ignore.ignored(path, rules):
+                            continue
+                        try:
+                            st = context.stat(path)
+                        except FileNotFoundError:
+                            continue
+                        matched += 1
+                        if stat.S_ISDIR(st.st_mode):
+                            copier.tree(path, target)
+                            copied_a_directory = True
+                        elif stat.S_ISREG(st.st_mode):
+                            copier.file(path, f"{target}/{path.rsplit('/', 1)[-1]}" if into_dir else target)
+                        else:
+                            raise inst.error(f"{source}: not a regular file or a directory")
+                if not matched:
+                    raise inst.error(f"no source file matches {' '.join(sources)} in the context (or all are ignored)")
+                _make_parents(stage, target, into_dir and not copied_a_directory)
+            fd, tar_path = tempfile.mkstemp(dir=self.store.work_dir, prefix="copy-", suffix=".tar")
             with os.fdopen(fd, "wb") as out:
-                write_tar(stage, out)
+                write_tar(stage_dir, out, max_depth=self.store.limits.path_depth)
             return Path(tar_path)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise inst.error(f"a symlink or file copied by an earlier source is in the way of {e.filename}") from e
+            raise inst.error(str(e)) from e
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            shutil.rmtree(stage_dir, ignore_errors=True)
 
 
 def _json_list(text: str) -> tuple[str, ...]:
@@ -311,41 +345,153 @@ def _owner(inst: Instruction) -> tuple[int, int] | None:
     return int(user), int(group or user)
 
 
-def _copy_file(source: Path, target: Path, owner: tuple[int, int] | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if source.is_symlink():
-        if os.path.lexists(target):
-            target.unlink()
-        os.symlink(os.readlink(source), target)
-    else:
-        shutil.copy2(source, target, follow_symlinks=False)
-    if owner is not None:
-        os.chown(target, *owner, follow_symlinks=False)
+def _read_text(root: Root, relative: str, what: str) -> str | None:
+    """A text file of the context (within TEXT_BOUND), or None when there is no such regular file."""
+    try:
+        fd = root.open_regular(relative)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise BuildError(what, f"cannot read: {e}") from e
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(TEXT_BOUND + 1)
+    if len(data) > TEXT_BOUND:
+        raise BuildError(what, f"larger than {TEXT_BOUND} bytes")
+    return data.decode(errors="replace")
 
 
-def _copy_tree(source: Path, target: Path, root: Path, rules: list[ignore.Rule],
-               owner: tuple[int, int] | None) -> None:
-    """Copy the contents of ``source`` into ``target``, leaving out what .dockerignore names."""
-    target.mkdir(parents=True, exist_ok=True)
-    directories: list[tuple[Path, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(source):
-        here = Path(dirpath)
-        out = target / here.relative_to(source)
-        out.mkdir(parents=True, exist_ok=True)
-        directories.append((here, out))
-        if owner is not None:
-            os.chown(out, *owner)
-        for name in [*filenames, *(d for d in dirnames if (here / d).is_symlink())]:
-            path = here / name
-            if ignore.ignored(path.relative_to(root).as_posix(), rules):
+def _read_outside(path: Path) -> str:
+    """A Containerfile given outside the context (``-f``): the user's own file, bounded all the same."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(TEXT_BOUND + 1)
+    except OSError as e:
+        raise BuildError(str(path), f"cannot read: {e}") from e
+    if len(data) > TEXT_BOUND:
+        raise BuildError(str(path), f"larger than {TEXT_BOUND} bytes")
+    return data.decode(errors="replace")
+
+
+def _glob(context: Root, pattern: str) -> list[str]:
+    """Context paths matching ``pattern`` component by component, each directory resolved in the context."""
+    found = [""]
+    for part in pattern.split("/"):
+        if not _is_glob(part):
+            found = [f"{p}/{part}" if p else part for p in found]
+            continue
+        matches = []
+        for prefix in found:
+            try:
+                fd = context.open_dir(prefix)
+            except OSError:
                 continue
-            mode = path.lstat().st_mode
-            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                _copy_file(path, out / name, owner)
-    # The directories' times last, deepest first: what is copied into a directory sets its
-    # mtime to now, and the staged layer (the step's cache key) must not depend on the second.
-    for here, out in reversed(directories):
-        shutil.copystat(here, out)
+            try:
+                names = os.listdir(fd)
+            finally:
+                os.close(fd)
+            matches += [f"{prefix}/{n}" if prefix else n for n in sorted(names) if fnmatch.fnmatchcase(n, part)]
+        found = matches
+    return found
+
+
+class _Copier:
+    """Copies from the context (a following Root) into the stage (a Root that follows nothing)."""
+
+    def __init__(self, context: Root, stage: Root, rules: list[ignore.Rule], owner: tuple[int, int] | None) -> None:
+        self.context, self.stage, self.rules, self.owner = context, stage, rules, owner
+
+    def file(self, source: str, target: str) -> None:
+        fd = self.context.open_regular(source)
+        if fd is None:
+            return  # replaced since it was looked at
+        try:
+            parent, name = split(target)
+            out_dir = self.stage.make_dirs(parent)
+            try:
+                self._write(fd, os.fstat(fd), out_dir, name)
+            finally:
+                os.close(out_dir)
+        finally:
+            os.close(fd)
+
+    def tree(self, source: str, target: str) -> None:
+        """The contents of the context directory ``source`` into ``target``, .dockerignore applied."""
+        src = self.context.open_dir(source)
+        try:
+            out = self.stage.make_dirs(target)
+            try:
+                self._tree(src, out, "" if source == "." else source)
+            finally:
+                os.close(out)
+        finally:
+            os.close(src)
+
+    def _tree(self, src: int, out: int, relative: str) -> None:
+        """Copy the directory ``src`` into ``out``, then give ``out`` its mode and times — last:
+        what is copied into a directory sets its mtime to now, and the staged layer (the step's
+        cache key) must not depend on the second."""
+        if self.owner is not None:
+            os.fchown(out, *self.owner)
+        for name in sorted(os.listdir(src)):
+            path = f"{relative}/{name}" if relative else name
+            st = os.stat(name, dir_fd=src, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode) and ignore.ignored(path, self.rules):
+                continue  # directories are walked: a "!" rule may keep something inside
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    os.mkdir(name, 0o755, dir_fd=out)
+                except FileExistsError:
+                    pass
+                child_src = os.open(name, DIR_FLAGS, dir_fd=src)
+                try:
+                    child_out = os.open(name, DIR_FLAGS, dir_fd=out)
+                    try:
+                        self._tree(child_src, child_out, path)
+                    finally:
+                        os.close(child_out)
+                finally:
+                    os.close(child_src)
+            elif stat.S_ISREG(st.st_mode):
+                fd = open_regular_at(src, name)
+                if fd is None:
+                    continue  # replaced since it was looked at
+                try:
+                    self._write(fd, os.fstat(fd), out, name)
+                finally:
+                    os.close(fd)
+            elif stat.S_ISLNK(st.st_mode):
+                _replace(out, name)
+                os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=out)
+                if self.owner is not None:
+                    os.chown(name, *self.owner, dir_fd=out, follow_symlinks=False)
+                os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=out, follow_symlinks=False)
+        st = os.fstat(src)
+        os.fchmod(out, stat.S_IMODE(st.st_mode))
+        os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def _write(self, src: int, st: os.stat_result, out_dir: int, name: str) -> None:
+        _replace(out_dir, name)
+        out = os.open(name, _NEW_FILE, 0o600, dir_fd=out_dir)
+        try:
+            left = st.st_size
+            while left > 0 and (n := os.copy_file_range(src, out, left)):
+                left -= n
+            if self.owner is not None:
+                os.fchown(out, *self.owner)
+            os.fchmod(out, stat.S_IMODE(st.st_mode))
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(out)
+
+
+def _replace(dir_fd: int, name: str) -> None:
+    """Make room for a later source's file or symlink of the same name (not over a directory)."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 # The mtime of directories a COPY makes on its own (not copied from the context). A
@@ -354,14 +500,20 @@ def _copy_tree(source: Path, target: Path, root: Path, rules: list[ignore.Rule],
 IMPLICIT_DIR_MTIME = 0
 
 
-def _make_parents(stage: Path, target: str, target_is_implicit: bool) -> None:
+def _make_parents(stage: Root, target: str, target_is_implicit: bool) -> None:
     """Directories on the way to the destination (and the destination itself when the COPY
     made it rather than copying a directory there) get the usual 0755 and a fixed mtime."""
-    parts = Path(target).parts
-    implicit = [stage.joinpath(*parts[:i]) for i in range(1, len(parts))]
+    parts = [p for p in target.split("/") if p]
+    implicit = ["/".join(parts[:i]) for i in range(1, len(parts))]
     if target_is_implicit:
-        implicit.append(stage / target)
+        implicit.append(target)
     for path in implicit:
-        if path.is_dir() and not path.is_symlink():
-            os.chmod(path, 0o755)
-            os.utime(path, (IMPLICIT_DIR_MTIME, IMPLICIT_DIR_MTIME), follow_symlinks=False)
+        try:
+            fd = stage.open(path, DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            os.fchmod(fd, 0o755)
+            os.utime(fd, (IMPLICIT_DIR_MTIME, IMPLICIT_DIR_MTIME))
+        finally:
+            os.close(fd)
