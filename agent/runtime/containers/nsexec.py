@@ -3,7 +3,8 @@
 Joins the container's cgroup, then its namespaces through /proc/<PID 1>/ns/* (the mount
 namespace last: entering it moves our root and working directory into the container's root),
 forks (a PID namespace applies to children only), and the child drops privileges as the
-container's own process did and execs. Reports newline-separated JSON on the status fd:
+container's own process did — the same capabilities, no_new_privs and seccomp filter, from the
+same config.json — and execs. Reports newline-separated JSON on the status fd:
 ``{"pid": N}`` or ``{"error": "..."}``, then ``{"exit_code": N}``.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from agent.runtime.containers import executor
+from agent.runtime.containers import seccomp
 from agent.runtime.containers import shim
 from agent.runtime.containers.bundle import ContainerDir
 from agent.runtime.containers.cgroups import Cgroup
@@ -41,14 +43,15 @@ def _enter(config: dict[str, Any], pid: int) -> None:
             os.close(fd)
 
 
-def _child(process: dict[str, Any], stdio: list[int], tty: bool, sync_w: int) -> NoReturn:
+def _child(process: dict[str, Any], syscall_filter: seccomp.Filter | None, stdio: list[int], tty: bool,
+           sync_w: int) -> NoReturn:
     try:
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
         if tty:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        executor.drop_privileges(process)
+        executor.drop_privileges(process, syscall_filter)
         shim.exec_process(process)
     except BaseException as e:
         os.write(sync_w, (str(e) or repr(e)).encode())
@@ -63,6 +66,7 @@ def run(request: dict[str, Any], fds: list[int]) -> int:
         config = cdir.read_config()
         if not ProcessRef(record.pid, record.pid_started).alive():
             raise OSError("the container is not running")
+        syscall_filter = executor.syscall_filter(config)
         if config["linux"].get("cgroupsPath"):
             Cgroup.locate(config["linux"]["cgroupsPath"]).join()
         _enter(config, record.pid)
@@ -76,7 +80,7 @@ def run(request: dict[str, Any], fds: list[int]) -> int:
         _say(status_w, {"error": str(e)})
         return 1
     if pid == 0:
-        _child(process, stdio, bool(request.get("tty")), sync_w)
+        _child(process, syscall_filter, stdio, bool(request.get("tty")), sync_w)
     os.close(sync_w)
     for fd in stdio:
         os.close(fd)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.runtime.containers import caps
+from agent.runtime.containers import devices
 from agent.runtime.containers import oci
 from agent.runtime.containers import users
 from agent.runtime.containers import syscalls as sc
@@ -84,7 +85,8 @@ def test_config_has_runc_defaults_and_what_was_asked() -> None:
     ]
     assert {"type": "network", "path": "/run/netns/x"} in config["linux"]["namespaces"]
     assert config["linux"]["resources"] == {"memory": {"limit": 1 << 26}, "cpu": {"shares": 512, "quota": 50000,
-                                            "period": 100000}, "pids": {"limit": 64}}
+                                            "period": 100000}, "pids": {"limit": 64},
+                                            "devices": [r.to_oci() for r in devices.DEFAULT_RULES]}
     assert oci.limits_of(config) == Limits(memory_bytes=1 << 26, cpu_shares=512, cpu_quota_us=50000, pids=64)
     assert config["annotations"] == {oci.LOWER: "/l1:/l0", oci.UPPER: "/u", oci.WORK: "/w", oci.INIT: "true"}
     host = oci.build(oci.ConfigInput(args=("sh",), env=(), cwd="/", hostname="h", host_network=True))
