@@ -187,6 +187,8 @@ class Cgroup:
                 directory.mkdir(parents=True, exist_ok=True)
         for (controller, name), value in (v2_files if self.v2 else v1_files)(limits).items():
             (self.dirs[controller] / name).write_text(value)
+        if self.devices is not None:
+            self.devices.mkdir(parents=True, exist_ok=True)  # joined even without rules (then it allows all)
         if device_rules is not None:
             self._confine_devices(device_rules)
 
@@ -194,7 +196,6 @@ class Cgroup:
         if self.devices is None:
             raise OSError(errno.ENOENT, "device rules cannot be enforced: neither the v1 devices controller "
                                         "nor a cgroup2 hierarchy is mounted")
-        self.devices.mkdir(parents=True, exist_ok=True)
         if self.devices_v2:
             program = sc.bpf_load_device_program(devices.bpf_program(Allowlist.of(rules)), BPF_LICENSE)
             try:

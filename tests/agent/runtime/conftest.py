@@ -48,6 +48,7 @@ def probe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if gcc is None:
         pytest.skip("gcc is not installed (make deps installs it): the syscall probe cannot be built")
     out = tmp_path_factory.mktemp("moorage-probe")
+    out.chmod(0o755)  # for a container user other than root too
     built = subprocess.run([gcc, "-static", "-O1", "-Wall", "-Werror", "-o", str(out / "probe"), str(PROBE_SOURCE)],
                            capture_output=True, text=True)
     if built.returncode != 0:

@@ -107,6 +107,13 @@ def test_pid1_and_the_minimal_init_are_filtered_seen_from_the_host(runtime: Runt
         runtime.stop(name, 0)
 
 
+def test_without_no_new_privs_the_filter_goes_on_while_still_privileged(runtime: Runtime, probe_dir: Path) -> None:
+    """Loading a filter needs no_new_privs or CAP_SYS_ADMIN: without the first, before the capabilities go."""
+    script = "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; /probe/probe keyctl"
+    got = answers(run(runtime, probed(probe_dir, script, no_new_privileges=False, user="65534:65534")))
+    assert got == {"Seccomp": "2", "NoNewPrivs": "0", "CapEff": "0000000000000000", "keyctl": "EPERM"}
+
+
 def test_exec_gets_the_same_filter(runtime: Runtime, probe_dir: Path) -> None:
     for container_id, profile, expected in (("default", "default", ("2", "EPERM")), ("open", "unconfined", ("0", "ok"))):
         runtime.run(container_id, probed(probe_dir, "sleep 100", seccomp=profile))
