@@ -176,7 +176,7 @@ def test_log_rotation_keeps_the_newest_files_and_reads_across_them(tmp_path: Pat
 
 def test_a_service_specs_container_options_map_to_the_runtime() -> None:
     from agent.converge import runtime_fields
-    from agent.runtime import MountSpec
+    from agent.runtime import DeviceSpec, MountSpec
     from moorage.v1 import types_pb2
 
     spec = types_pb2.ServiceSpec(
@@ -192,6 +192,11 @@ def test_a_service_specs_container_options_map_to_the_runtime() -> None:
         "mounts": (MountSpec("/y", "bind", "/x", True), MountSpec("/data", "volume", "data"), MountSpec("/tmp", "tmpfs")),
         "volumes_from": ("label:moorage.service=db",), "user": "nobody", "working_dir": "/srv",
         "read_only_rootfs": True, "cap_add": ("NET_ADMIN",), "cap_drop": ("CHOWN",), "init": True,
-        "stop_signal": "SIGQUIT",
+        "seccomp": "default", "devices": (), "stop_signal": "SIGQUIT",
     }
     assert runtime_fields(types_pb2.ServiceSpec())["limits"] == Limits()
+    loose = types_pb2.ServiceSpec(seccomp=types_pb2.SECCOMP_PROFILE_UNCONFINED, devices=[
+        types_pb2.Device(host_path="/dev/fuse"), types_pb2.Device(host_path="/dev/sdb", container_path="/dev/xvdb",
+                                                                  permissions="r")])
+    assert (runtime_fields(loose)["seccomp"], runtime_fields(loose)["devices"]) == (
+        "unconfined", (DeviceSpec("/dev/fuse", "", "rwm"), DeviceSpec("/dev/sdb", "/dev/xvdb", "r")))
