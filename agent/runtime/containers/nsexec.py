@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from agent.runtime.containers import executor
 from agent.runtime.containers import seccomp
 from agent.runtime.containers import shim
+from agent.runtime.containers import syscalls as sc
 from agent.runtime.containers.bundle import ContainerDir
 from agent.runtime.containers.cgroups import Cgroup
 from agent.runtime.containers.procinfo import ProcessRef
@@ -37,7 +38,7 @@ def _enter(config: dict[str, Any], pid: int) -> None:
            for k in PROC_NS if k in kinds]
     try:
         for fd, flag in fds:
-            executor.sc.setns(fd, flag)
+            sc.setns(fd, flag)
     finally:
         for fd, _ in fds:
             os.close(fd)
@@ -75,6 +76,10 @@ def run(request: dict[str, Any], fds: list[int]) -> int:
         process = dict(config["process"], args=request["args"], env=[f"{k}={v}" for k, v in env.items()],
                        cwd=request.get("cwd") or config["process"].get("cwd", "/"))
         sync_r, sync_w = os.pipe()
+        # Not dumpable: once the child has the container's uid and capabilities, and before its
+        # exec (which resets this) loads the command and the seccomp filter holds, a root process
+        # of the container could otherwise ptrace it (runc's CVE-2016-9962).
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid = os.fork()
     except (OSError, ValueError, KeyError) as e:
         _say(status_w, {"error": str(e)})

@@ -121,6 +121,7 @@ def _container_init(config: Mapping[str, Any], cdir: ContainerDir, stdio: tuple[
     when it is done, and nothing of the user's runs before.
     """
     try:
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # see nsexec.run; the minimal init stays so, the command's exec resets it
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
         _close_fds_except({0, 1, 2, go_r, err_w, *(unshared or {}).values()})  # an init never execs

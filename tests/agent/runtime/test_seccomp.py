@@ -114,6 +114,16 @@ def test_without_no_new_privs_the_filter_goes_on_while_still_privileged(runtime:
     assert got == {"Seccomp": "2", "NoNewPrivs": "0", "CapEff": "0000000000000000", "keyctl": "EPERM"}
 
 
+def test_the_runtimes_own_processes_in_the_container_cannot_be_traced(runtime: Runtime) -> None:
+    """The minimal init (our code, PID 1) and exec's helper until its exec are not dumpable, as
+    runc's init is (CVE-2016-9962): a root process of the container, which may ptrace what runs
+    with its uid and capabilities, gets neither their memory nor their /proc files. The command
+    itself, once exec'd, is dumpable again (the kernel resets it at exec)."""
+    script = """cat /proc/1/environ > /dev/null 2>&1 && echo init-readable || echo init-refused
+        cat /proc/self/environ > /dev/null && echo self-readable"""
+    assert run(runtime, dataclasses.replace(sh("trace", script), init=True)) == ["init-refused", "self-readable"]
+
+
 def test_exec_gets_the_same_filter(runtime: Runtime, probe_dir: Path) -> None:
     for container_id, profile, expected in (("default", "default", ("2", "EPERM")), ("open", "unconfined", ("0", "ok"))):
         runtime.run(container_id, probed(probe_dir, "sleep 100", seccomp=profile))
