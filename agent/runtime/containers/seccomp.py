@@ -5,8 +5,11 @@ no Python binding) builds the filter as runc's libcontainer/seccomp does: the de
 action, the extra architectures (the 32-bit x86 ABI beside x86_64: ``int 0x80`` is filtered
 too), one rule per syscall name with its argument conditions, rules the default action
 already covers skipped, names this libseccomp does not know ignored, the binary-tree
-optimisation for long lists. It is exported as raw BPF (``seccomp_export_bpf``) rather than
-loaded by libseccomp, so that
+optimisation for long lists. As runc's patchbpf does, a few instructions in front answer
+ENOSYS, not the default EPERM, for syscall numbers above every one the section names (per
+architecture): newer than the profile, so that a libc falls back to an older call instead of
+failing. It is exported as raw BPF (``seccomp_export_bpf``) rather than loaded by libseccomp,
+so that
 
 * compiling (a few ms for Docker's profile) happens once per distinct section: the fork
   server compiles Docker's default for the default capabilities at its start (``remember``),
@@ -22,6 +25,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +51,14 @@ _FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP
 _ATTR_OPTIMIZE = 8
 _OPTIMIZE_ABOVE = 32  # rules; as runc (libseccomp <= 2.5.4 misbehaves with a tree of no rules)
 _NR_ERROR = -1  # __NR_SCMP_ERROR: a name this libseccomp does not know
+_ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")  # defaults that need no ENOSYS answer
+# libseccomp's architecture tokens are the kernel's AUDIT_ARCH_* values, but for x32, which the
+# kernel reports as x86_64 with this bit set in the syscall number
+_X32_TOKEN, _X86_64_TOKEN, _X32_BIT = 0x4000003E, 0xC000003E, 0x40000000
+# classic BPF (struct sock_filter) and struct seccomp_data
+_LD_ABS_W, _JEQ_K, _JGT_K, _JGE_K, _RET_K = 0x20, 0x15, 0x25, 0x35, 0x06
+_NR, _ARCH = 0, 4
+_RET_ERRNO = 0x00050000
 
 
 class SeccompError(ValueError):
@@ -94,6 +106,8 @@ def library() -> ctypes.CDLL:
         lib.seccomp_rule_add_array.argtypes = (ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                                                ctypes.POINTER(_ArgCmp))
         lib.seccomp_export_bpf.argtypes = (ctypes.c_void_p, ctypes.c_int)
+        lib.seccomp_arch_native.restype = ctypes.c_uint32
+        lib.seccomp_syscall_resolve_name_arch.argtypes = (ctypes.c_uint32, ctypes.c_char_p)
         _lib = lib
     return _lib
 
@@ -149,10 +163,12 @@ def compile_filter(section: Mapping[str, Any]) -> Filter:
     if not ctx:
         raise SeccompError("linux.seccomp: libseccomp refused the default action")
     try:
+        tokens = [lib.seccomp_arch_native()]
         for arch in section.get("architectures") or []:
             token = lib.seccomp_arch_resolve_name(str(arch).removeprefix("SCMP_ARCH_").lower().encode())
             if token == 0:
                 raise SeccompError(f"linux.seccomp.architectures: unknown architecture {arch!r}")
+            tokens.append(token)
             rc = lib.seccomp_arch_add(ctx, token)
             if rc not in (0, -errno.EEXIST):  # the native one is there already
                 raise SeccompError(f"linux.seccomp.architectures: cannot add {arch!r}: {os.strerror(-rc)}")
@@ -160,9 +176,63 @@ def compile_filter(section: Mapping[str, Any]) -> Filter:
             lib.seccomp_attr_set(ctx, _ATTR_OPTIMIZE, 2)  # a binary tree; older libseccomp lacks it: no matter
         for n, call in enumerate(syscalls):
             _add_rules(lib, ctx, call, default, f"linux.seccomp.syscalls[{n}]")
-        return Filter(_export(lib, ctx), flags)
+        program = _export(lib, ctx)
     finally:
         lib.seccomp_release(ctx)
+    if section.get("defaultAction") not in _ALLOWING:
+        names = {n for call in syscalls for n in call.get("names") or []}
+        program = enosys_stub({t: _largest(lib, t, names) for t in dict.fromkeys(tokens)}) + program
+    return Filter(program, flags)
+
+
+def _largest(lib: ctypes.CDLL, token: int, names: set[str]) -> int:
+    """The largest syscall number of ``names`` on the architecture ``token`` (0: none known)."""
+    return max((lib.seccomp_syscall_resolve_name_arch(token, n.encode()) for n in names), default=0)
+
+
+def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k)
+
+
+def enosys_stub(largest: Mapping[int, int]) -> bytes:
+    """The instructions to put in front of a filter so that a syscall numbered above the
+    largest one of its architecture (token -> number) gets ENOSYS; any other falls through:
+
+        per architecture:  ld arch; jeq TOKEN else next; ld nr; [x86_64: jge X32_BIT -> the
+                           x32 test, or the filter without x32]; jgt LARGEST -> enosys else filter
+        enosys:            ret ERRNO(ENOSYS)
+        filter:            (libseccomp's program)
+    """
+    x32 = largest.get(_X32_TOKEN, 0)
+    blocks: list[list[tuple[int, int, str, str]]] = []  # (code, k, jump if true, jump if false)
+    for token, top in largest.items():
+        if token == _X32_TOKEN or top <= 0:
+            continue  # x32 is tested within the x86_64 block
+        block = [(_LD_ABS_W, _ARCH, "", ""), (_JEQ_K, token, "", "next"), (_LD_ABS_W, _NR, "", "")]
+        if token == _X86_64_TOKEN and x32 > 0:
+            block += [(_JGE_K, _X32_BIT, "x32", ""), (_JGT_K, top, "enosys", "filter"), (_JGT_K, x32, "enosys", "filter")]
+        elif token == _X86_64_TOKEN:  # an x32 call without x32 in the filter: libseccomp's (bad arch) answer
+            block += [(_JGE_K, _X32_BIT, "filter", ""), (_JGT_K, top, "enosys", "filter")]
+        else:
+            block.append((_JGT_K, top, "enosys", "filter"))
+        blocks.append(block)
+    flat = [insn for block in blocks for insn in block]
+    enosys = len(flat)
+    code = []
+    at = 0
+    for block in blocks:
+        following = at + len(block)  # the next block, or past the enosys return to the filter
+        targets = {"next": following if following < enosys else enosys + 1, "enosys": enosys, "filter": enosys + 1,
+                   "x32": following - 1}
+        for n, (op, k, if_true, if_false) in enumerate(block):
+            here = at + n
+            jt = targets[if_true] - here - 1 if if_true else 0
+            jf = targets[if_false] - here - 1 if if_false else 0
+            code.append(_insn(op, k, jt, jf))
+        at += len(block)
+    if not code:
+        return b""
+    return b"".join(code) + _insn(_RET_K, _RET_ERRNO | errno.ENOSYS)
 
 
 def _add_rules(lib: ctypes.CDLL, ctx: int, call: Mapping[str, Any], default: int, where: str) -> None:

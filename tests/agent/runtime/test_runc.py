@@ -81,7 +81,7 @@ def test_same_bundle_same_observations(runtime: Runtime, tmp_path: Path, name: s
 
 PROBED = ("keyctl", "add_key", "clone_newuser", "clone_plain", "unshare_newns", "personality_query",
           "personality_linux32", "personality_no_randomize", "open_by_handle_at", "own_filter_then_keyctl",
-          "ptrace_child", "int80_getpid", "int80_keyctl", "int80_unshare_newuser")
+          "ptrace_child", "int80_getpid", "int80_keyctl", "int80_unshare_newuser", "unknown_syscall")
 SECCOMP_AND_DEVICES = f"""grep Seccomp: /proc/self/status
 /probe/probe {' '.join(PROBED)}
 unshare -U true 2>/dev/null && echo unshare-U ok || echo unshare-U refused

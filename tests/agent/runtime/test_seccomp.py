@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import errno
 import json
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from tests.agent.runtime.support import lines, sh
 X86_64 = os.uname().machine == "x86_64"
 REFUSED = ("keyctl", "add_key", "clone_newuser", "unshare_newns", "personality_no_randomize", "open_by_handle_at")
 ALLOWED = ("clone_plain", "personality_query", "personality_linux32", "ptrace_child")
+NEWER = ("unknown_syscall",)  # past every syscall the profile names: ENOSYS, so that a libc falls back
 I386 = ("int80_getpid", "int80_keyctl", "int80_unshare_newuser") if X86_64 else ()
 
 
@@ -48,7 +51,7 @@ def run(runtime: Runtime, spec: ContainerSpec, container_id: str = "c1") -> list
 
 def test_default_profile_refuses_with_eperm_and_allows_the_rest(runtime: Runtime, probe_dir: Path) -> None:
     script = f"""grep Seccomp: /proc/self/status
-        /probe/probe {' '.join(REFUSED + ALLOWED + I386)}
+        /probe/probe {' '.join(REFUSED + ALLOWED + NEWER + I386)}
         unshare -U true 2>/dev/null && echo unshare-U ok || echo unshare-U refused
         mount -t tmpfs none /tmp 2>/dev/null && echo mount ok || echo mount refused
         echo hello | sed s/hello/busybox/ | tr a-z A-Z | xargs echo works"""
@@ -57,6 +60,7 @@ def test_default_profile_refuses_with_eperm_and_allows_the_rest(runtime: Runtime
     assert got["Seccomp"] == "2"
     assert {call: got[call] for call in REFUSED} == dict.fromkeys(REFUSED, "EPERM")
     assert {call: got[call] for call in ALLOWED} == dict.fromkeys(ALLOWED, "ok")
+    assert got["unknown_syscall"] == "ENOSYS"
     assert got["unshare-U"] == "refused" and got["mount"] == "refused"
     if X86_64:  # int 0x80 from a 64-bit process: the i386 part of the filter answers
         assert (got["int80_getpid"], got["int80_keyctl"], got["int80_unshare_newuser"]) == ("ok", "EPERM", "EPERM")
@@ -193,5 +197,25 @@ def test_the_filter_itself_refuses_even_a_fully_privileged_process() -> None:
     keyctl, open_by_handle_at, unshare, mount, getpid = 250, 304, 272, 165, 39
     section = seccomp_profile.default_section(caps.resolve())
     got = _in_child(section, [(keyctl, (0, -3, 0)), (open_by_handle_at, (-100, 8, 0)), (unshare, (0x10000000,)),
-                              (mount, (0, 0, 0, 0, 0)), (getpid, ())])
-    assert got == [1, 1, 1, 1, 0]  # EPERM although this process has CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH
+                              (mount, (0, 0, 0, 0, 0)), (getpid, ()), (1000, ())])
+    # EPERM although this process has CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH; ENOSYS past every known call
+    assert got == [errno.EPERM] * 4 + [0, errno.ENOSYS]
+
+
+def test_enosys_only_past_the_largest_known_number_and_not_for_an_allowing_default() -> None:
+    # on x86_64 getpid is 39, exit_group 231 (the largest here): 232 and up are "newer"
+    allow_getpid = section_of(["getpid", "write", "exit_group"])
+    if X86_64:
+        assert _in_child(allow_getpid, [(39, ()), (38, ()), (231 - 1, ()), (232, ()), (1000, ())]) == [
+            0, errno.EPERM, errno.EPERM, errno.ENOSYS, errno.ENOSYS]
+    allowing = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]}
+    ret_enosys = struct.pack("=HBBI", 0x06, 0, 0, 0x00050000 | errno.ENOSYS)
+    assert ret_enosys in seccomp.compile_filter(allow_getpid).program
+    assert ret_enosys not in seccomp.compile_filter(allowing).program
+    if X86_64:
+        assert _in_child(allowing, [(39, ()), (1000, ())]) == [errno.EPERM, errno.ENOSYS]  # the kernel's own ENOSYS
+
+
+def section_of(allowed: list[str]) -> dict[str, object]:
+    return {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}

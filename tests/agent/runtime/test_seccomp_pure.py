@@ -3,6 +3,8 @@ parsed and reduced: no container, no kernel (libseccomp compiles in-process)."""
 
 from __future__ import annotations
 
+import errno
+import struct
 from typing import Any
 
 import pytest
@@ -194,3 +196,42 @@ def test_the_v2_program_has_one_block_per_exception() -> None:
     blocks = [block_base + 2 for _ in range(8)] + [block_base + 1]  # major+minor, but 136:* has no minor
     assert len(program) == 8 * (header + sum(blocks) + tail)
     assert program[-16:] == bytes([0xB4, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])  # r0 = 0 (deny); exit
+
+
+def run_classic_bpf(program: bytes, nr: int, arch: int) -> int:
+    """A tiny interpreter of the instructions enosys_stub uses, on struct seccomp_data {nr, arch}."""
+    insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    data = {0: nr, 4: arch}
+    acc = pc = 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:
+            acc = data[k]
+        elif code in (0x15, 0x25, 0x35):
+            taken = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k}[code]
+            pc += jt if taken else jf
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"instruction {code:#x} not expected")
+        pc += 1
+
+
+X86_64_ARCH, I386_ARCH, X32_ARCH, AARCH64_ARCH = 0xC000003E, 0x40000003, 0x4000003E, 0xC00000B7
+
+
+@pytest.mark.parametrize(("nr", "arch", "answer"), [
+    (99, X86_64_ARCH, "filter"), (100, X86_64_ARCH, "filter"), (101, X86_64_ARCH, "enosys"),
+    (0x40000000 + 150, X86_64_ARCH, "filter"), (0x40000000 + 201, X86_64_ARCH, "enosys"),  # x32 numbers
+    (50, I386_ARCH, "filter"), (51, I386_ARCH, "enosys"),
+    (5000, AARCH64_ARCH, "filter"),  # not in the stub: libseccomp's program decides (a bad arch)
+])
+def test_the_enosys_stub_per_architecture(nr: int, arch: int, answer: str) -> None:
+    allow = struct.pack("=HBBI", 0x06, 0, 0, 0x7FFF0000)  # stands for libseccomp's program
+    program = seccomp.enosys_stub({X86_64_ARCH: 100, I386_ARCH: 50, X32_ARCH: 0x40000000 + 200}) + allow
+    expected = {"filter": 0x7FFF0000, "enosys": 0x00050000 | errno.ENOSYS}[answer]
+    assert run_classic_bpf(program, nr, arch) == expected
+    without_x32 = seccomp.enosys_stub({X86_64_ARCH: 100}) + allow
+    assert run_classic_bpf(without_x32, 0x40000000 + 1, X86_64_ARCH) == 0x7FFF0000  # an x32 call: not the stub's
+    assert run_classic_bpf(without_x32, 101, X86_64_ARCH) == 0x00050000 | errno.ENOSYS
+    assert seccomp.enosys_stub({X86_64_ARCH: 0}) == b""  # nothing known, nothing to answer
