@@ -4,10 +4,13 @@ device nodes a manifest adds (pure, but for ``DeviceNode.of_host``, which stats 
 A container may read, write and make (mknod) only the devices its rules allow. The rules are
 the OCI ``linux.resources.devices`` list, applied in order, later rules winning: the default
 (``DEFAULT_RULES``) first denies everything, then allows the nodes every container has —
-null, zero, full, random, urandom, tty, console, ptmx and the pseudo-terminals — as Docker
-and runc do (runc's AllowedDevices, moby's oci/defaults.go). Unlike runc, which always adds
-``c *:* m`` and ``b *:* m``, mknod of any other device is refused as well: a node a container
-made could otherwise be opened by whatever later mounts its filesystem with looser rules.
+null, zero, full, random, urandom, tty, ptmx and the pseudo-terminals — as runc does (its
+AllowedDevices; a container's /dev/console is a pseudo-terminal there). Not the host's system
+console (c 5:1), which Docker's spec adds: a container that made that node could write to the
+host's console. Unlike runc, which always adds ``c *:* m`` and ``b *:* m``, mknod of any other
+device is refused as well: a node a container made could otherwise be opened by whatever later
+mounts its filesystem with looser rules. (runc's c 10:200, /dev/net/tun, kept there for old
+users, is not given either: a ``devices:`` entry can.)
 A ``devices:`` entry of the manifest adds an allow rule for its own node (with ``m``, so that
 the node can be made in the container's /dev).
 
@@ -69,7 +72,7 @@ def _char(major: int, minor: int | None) -> DeviceRule:
 DEFAULT_RULES = (
     DeviceRule(False),
     _char(1, 3), _char(1, 5), _char(1, 7), _char(1, 8), _char(1, 9),  # null zero full random urandom
-    _char(5, 0), _char(5, 1), _char(5, 2),  # tty console ptmx
+    _char(5, 0), _char(5, 2),  # tty ptmx
     _char(136, None),  # /dev/pts/*
 )
 

@@ -61,15 +61,18 @@ def test_the_standard_nodes_work(runtime: Runtime) -> None:
 
 
 def test_no_other_device_can_be_made_or_written(runtime: Runtime) -> None:
-    """The issue's escape: mknod of /dev/kmsg (1:11) and a write put a line in the host's log."""
+    """The issue's escape: mknod of /dev/kmsg (1:11) and a write put a line in the host's log.
+    Nor the host's console (5:1: it opened, before it left the list), nor a disk."""
     marker = f"moorage-devices-test-{uuid.uuid4()}"
     script = f"""mknod /tmp/kmsg c 1 11 2>/dev/null && echo made || echo mknod-refused
         echo {marker} > /host-kmsg 2>/dev/null && echo written || echo write-refused
-        head -c 1 /host-kmsg >/dev/null 2>&1 && echo read || echo read-refused"""
+        head -c 1 /host-kmsg >/dev/null 2>&1 && echo read || echo read-refused
+        mknod /tmp/console c 5 1 2>/dev/null && echo made || echo console-refused
+        mknod /tmp/sda b 8 0 2>/dev/null && echo made || echo block-refused"""
     spec = dataclasses.replace(sh("kmsg", script), mounts=(MountSpec("/host-kmsg", "bind", "/dev/kmsg"),))
     for name, profile in (("filtered", "default"), ("unconfined", "unconfined")):  # not seccomp's doing
         out = stdout(runtime, dataclasses.replace(spec, seccomp=profile), name)
-        assert out == ["mknod-refused", "write-refused", "read-refused"], name
+        assert out == ["mknod-refused", "write-refused", "read-refused", "console-refused", "block-refused"], name
     assert marker not in host_kernel_log()
 
 
