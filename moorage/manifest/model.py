@@ -12,6 +12,7 @@ Relative bind-mount sources are resolved against ``context={"base_dir": ...}``.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -225,6 +226,13 @@ class Device(_Model):
         if len(rest) > 1:
             raise ValueError(f"{value!r} is not HOST[:CONTAINER][:PERMISSIONS]")
         return fields
+
+    @model_validator(mode="after")
+    def _under_dev(self) -> Device:
+        where = posixpath.normpath(self.target or self.source)
+        if not where.startswith("/dev/"):
+            raise ValueError(f"the device's path in the container must be under /dev/, not {where!r}")
+        return self
 
     def to_proto(self) -> types_pb2.Device:
         return types_pb2.Device(host_path=self.source, container_path=self.target or "", permissions=self.permissions)

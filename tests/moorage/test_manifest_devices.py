@@ -40,6 +40,9 @@ def test_devices_short_and_long_forms(write: WriteManifest) -> None:
     ("devices: ['/dev/sdb:rr']", "devices[0].permissions: 'rr': permissions are r, w and m (mknod), each at most once"),
     ("devices: ['/dev/a:/dev/x', '/dev/b:/dev/x']", "devices: device path '/dev/x' appears more than once"),
     ("devices: [{source: /dev/a, mode: r}]", "devices[0].mode: unknown field"),
+    ("devices: ['/dev/sda:/data/sda']", "devices[0]: the device's path in the container must be under /dev/, not '/data/sda'"),
+    ("devices: ['/dev/sda:/dev/../etc/x']", "devices[0]: the device's path in the container must be under /dev/, not '/etc/x'"),
+    ("devices: [/srv/disk]", "devices[0]: the device's path in the container must be under /dev/, not '/srv/disk'"),
 ])
 def test_malformed_security_fields(write: WriteManifest, body: str, expected: str) -> None:
     assert problems(write, body + "\n") == [expected]

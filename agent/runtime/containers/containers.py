@@ -426,8 +426,7 @@ class Runtime:
         passwd, group = (_image_file(image, name) for name in ("etc/passwd", "etc/group"))
         try:
             user = users.resolve(spec.user or getattr(config, "user", ""), passwd, group)
-            nodes = tuple(DeviceNode.of_host(d.host_path, _absolute(d.container_path or d.host_path, "device path"),
-                                             d.permissions) for d in spec.devices)
+            nodes = tuple(DeviceNode.of_host(d.host_path, d.container_path, d.permissions) for d in spec.devices)
         except ValueError as e:
             raise InvalidSpec(str(e)) from e
         if spec.seccomp not in oci.SECCOMP_PROFILES:

@@ -133,14 +133,19 @@ class DeviceNode:
     @classmethod
     def of_host(cls, host_path: str, path: str = "", access: str = ACCESS) -> DeviceNode:
         """The node at ``host_path`` (links followed: /dev/disk/by-id/... names are links) as
-        ``path`` in the container; ValueError if it is not a character or block device."""
+        ``path`` in the container, which must be under /dev (the container's own tmpfs: a node
+        made elsewhere would land in its image layer or, through a volume, on the host's disk);
+        ValueError if it is not a character or block device."""
+        where = os.path.normpath(path or host_path)
+        if not where.startswith("/dev/"):
+            raise ValueError(f"device {host_path}: its path in the container must be under /dev/, not {where!r}")
         try:
             st = os.stat(host_path)
         except OSError as e:
             raise ValueError(f"device {host_path}: {e.strerror}") from None
         if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
             raise ValueError(f"device {host_path} is not a character or block device")
-        return cls(path or host_path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+        return cls(where, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
                    os.minor(st.st_rdev), parse_access(access, f"device {host_path}"), stat.S_IMODE(st.st_mode),
                    st.st_uid, st.st_gid)
 

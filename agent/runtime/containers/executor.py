@@ -225,7 +225,8 @@ def _make_devices(dev: str, bind: bool, skip: set[str]) -> None:
 
 
 def _make_node(rootfs: str, node: Mapping[str, Any], bind: bool) -> None:
-    """One ``linux.devices`` entry; in a user namespace bound from the host's node of the same path, as runc does."""
+    """One ``linux.devices`` entry; in a user namespace bound from the host's node of the same path, as runc does.
+    (Moorage's own configs put them under /dev; a config.json of another origin may put them anywhere.)"""
     path = secure_join(rootfs, node["path"])
     kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK}
     if node.get("type") not in kinds:

@@ -124,16 +124,32 @@ def test_a_device_entry_must_name_a_device(runtime: Runtime, tmp_path: Path) -> 
     (tmp_path / "plain").write_text("x")
     for path, reason in ((str(tmp_path / "plain"), "not a character or block device"),
                          (str(tmp_path / "missing"), "No such file"), ("/dev/null", "must be made of r, w and m")):
-        spec = dataclasses.replace(sh("d", "true"), devices=(DeviceSpec(path, "", "x" if path == "/dev/null" else "rwm"),))
+        spec = dataclasses.replace(sh("d", "true"),
+                                   devices=(DeviceSpec(path, "/dev/x", "x" if path == "/dev/null" else "rwm"),))
         with pytest.raises(InvalidSpec, match=reason):
             runtime.create("c1", spec)
-    with pytest.raises(InvalidSpec, match="must be an absolute path"):
+    with pytest.raises(InvalidSpec, match="must be under /dev/"):
         runtime.create("c1", dataclasses.replace(sh("d", "true"), devices=(DeviceSpec("/dev/null", "dev/x"),)))
 
 
-def test_a_device_over_an_existing_file_fails_the_start(runtime: Runtime) -> None:
-    spec = dataclasses.replace(sh("d", "true"), devices=(DeviceSpec("/dev/null", "/etc/passwd"),))
-    runtime.create("c1", spec)
+def test_a_device_is_made_under_dev_only(runtime: Runtime, tmp_path: Path) -> None:
+    """Elsewhere its node would be written to the image's rw layer, or through a volume to the host's disk."""
+    data = tmp_path / "data"
+    data.mkdir()
+    volume = dataclasses.replace(sh("d", "true"), mounts=(MountSpec("/data", "bind", str(data)),))
+    for target in ("/data/null", "/dev/../data/null", "/etc/passwd"):
+        with pytest.raises(InvalidSpec, match="its path in the container must be under /dev/"):
+            runtime.create("c1", dataclasses.replace(volume, devices=(DeviceSpec("/dev/null", target),)))
+    assert list(data.iterdir()) == []
+
+
+def test_a_device_over_an_existing_node_fails_the_start(runtime: Runtime) -> None:
+    """A config.json giving a path that is there already (here: in the image) fails, naming it."""
+    runtime.create("c1", sh("d", "true"))
+    config_file = runtime.bundle_dir("c1") / "config.json"
+    config = json.loads(config_file.read_text())
+    config["linux"]["devices"] = [{"path": "/etc/passwd", "type": "c", "major": 1, "minor": 3}]
+    config_file.write_text(json.dumps(config))
     with pytest.raises(StartFailed, match="device /etc/passwd: something is at that path"):
         runtime.start("c1")
 

@@ -187,7 +187,9 @@ def test_a_device_node_adds_mknod_to_its_rule() -> None:
     null = DeviceNode.of_host("/dev/null", "/dev/nothing", "wr")
     assert (null.kind, null.major, null.minor, null.access, null.path) == ("c", 1, 3, "rw", "/dev/nothing")
     with pytest.raises(ValueError, match="is not a character or block device"):
-        DeviceNode.of_host("/")
+        DeviceNode.of_host("/", "/dev/root")
+    with pytest.raises(ValueError, match="must be under /dev/, not '/x'"):
+        DeviceNode.of_host("/dev/null", "/dev/../x")
 
 
 def test_the_v2_program_has_one_block_per_exception() -> None:
