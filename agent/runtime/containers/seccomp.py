@@ -33,9 +33,10 @@ from typing import Any
 from agent.runtime.containers import syscalls as sc
 
 MAX_RULES = 4096  # syscall entries in a section
-MAX_NAMES = 1024  # names in one entry
+MAX_NAMES = 4096  # names in all of them (Docker's profile has about 400)
 MAX_NAME = 64
 MAX_ARGS = 6  # a syscall has at most six arguments
+MAX_INSNS = 4096  # BPF_MAXINSNS: the kernel loads no longer program
 
 _ACT_ALLOW = 0x7FFF0000
 _ACTIONS = {
@@ -58,7 +59,6 @@ _X32_TOKEN, _X86_64_TOKEN, _X32_BIT = 0x4000003E, 0xC000003E, 0x40000000
 # classic BPF (struct sock_filter) and struct seccomp_data
 _LD_ABS_W, _JEQ_K, _JGT_K, _JGE_K, _RET_K = 0x20, 0x15, 0x25, 0x35, 0x06
 _NR, _ARCH = 0, 4
-_RET_ERRNO = 0x00050000
 
 
 class SeccompError(ValueError):
@@ -157,8 +157,11 @@ def compile_filter(section: Mapping[str, Any]) -> Filter:
             raise SeccompError(f"linux.seccomp.flags: unsupported flag {flag!r}")
         flags |= _FLAGS[flag]
     syscalls = section.get("syscalls") or []
-    if len(syscalls) > MAX_RULES:
-        raise SeccompError(f"linux.seccomp.syscalls: at most {MAX_RULES} entries, not {len(syscalls)}")
+    if not isinstance(syscalls, list) or len(syscalls) > MAX_RULES:
+        raise SeccompError(f"linux.seccomp.syscalls must be a list of at most {MAX_RULES} entries")
+    names_in_all = sum(len(c.get("names") or []) if isinstance(c, dict) else 0 for c in syscalls)
+    if names_in_all > MAX_NAMES:
+        raise SeccompError(f"linux.seccomp.syscalls: at most {MAX_NAMES} names in all, not {names_in_all}")
     ctx = lib.seccomp_init(default)
     if not ctx:
         raise SeccompError("linux.seccomp: libseccomp refused the default action")
@@ -182,6 +185,9 @@ def compile_filter(section: Mapping[str, Any]) -> Filter:
     if section.get("defaultAction") not in _ALLOWING:
         names = {n for call in syscalls for n in call.get("names") or []}
         program = enosys_stub({t: _largest(lib, t, names) for t in dict.fromkeys(tokens)}) + program
+    if len(program) // 8 > MAX_INSNS:
+        raise SeccompError(f"linux.seccomp: the filter has {len(program) // 8} instructions; the kernel loads "
+                           f"at most {MAX_INSNS}")
     return Filter(program, flags)
 
 
@@ -232,14 +238,16 @@ def enosys_stub(largest: Mapping[int, int]) -> bytes:
         at += len(block)
     if not code:
         return b""
-    return b"".join(code) + _insn(_RET_K, _RET_ERRNO | errno.ENOSYS)
+    return b"".join(code) + _insn(_RET_K, _ACTIONS["SCMP_ACT_ERRNO"] | errno.ENOSYS)
 
 
 def _add_rules(lib: ctypes.CDLL, ctx: int, call: Mapping[str, Any], default: int, where: str) -> None:
+    if not isinstance(call, dict):
+        raise SeccompError(f"{where} must be an object")
     action = _action(call.get("action"), call.get("errnoRet"), f"{where}.action")
     names = call.get("names") or []
-    if not isinstance(names, list) or len(names) > MAX_NAMES:
-        raise SeccompError(f"{where}.names must be a list of at most {MAX_NAMES} names")
+    if not isinstance(names, list):
+        raise SeccompError(f"{where}.names must be a list of syscall names")
     if action == default:
         return  # nothing to add: libseccomp would refuse it
     condition_lists = _conditions(call.get("args") or [], where)

@@ -92,6 +92,13 @@ def section(**changes: Any) -> dict[str, Any]:
             "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}], **changes}
 
 
+def test_a_filter_longer_than_the_kernel_loads_is_refused() -> None:
+    two_args = [{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [
+        {"index": 0, "value": v, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": v, "op": "SCMP_CMP_EQ"}]} for v in range(2200)]
+    with pytest.raises(SeccompError, match=f"instructions; the kernel loads at most {seccomp.MAX_INSNS}"):
+        seccomp.compile_filter(section(syscalls=two_args))
+
+
 @pytest.mark.parametrize(("bad", "message"), [
     (section(defaultAction="SCMP_ACT_NOPE"), r"linux\.seccomp\.defaultAction: unknown action 'SCMP_ACT_NOPE'"),
     (section(defaultAction="SCMP_ACT_NOTIFY"), "SCMP_ACT_NOTIFY needs a seccomp agent"),
@@ -99,6 +106,8 @@ def section(**changes: Any) -> dict[str, Any]:
     (section(architectures=["SCMP_ARCH_VAX"]), "unknown architecture 'SCMP_ARCH_VAX'"),
     (section(flags=["SECCOMP_FILTER_FLAG_NEW_LISTENER"]), "unsupported flag"),
     (section(syscalls=[{"names": "read", "action": "SCMP_ACT_ALLOW"}]), r"syscalls\[0\]\.names must be a list"),
+    (section(syscalls=["read"]), r"syscalls\[0\] must be an object"),
+    (section(syscalls=[{"names": ["read"] * 4000, "action": "SCMP_ACT_ALLOW"}] * 2), "at most 4096 names in all"),
     (section(syscalls=[{"names": [""], "action": "SCMP_ACT_ALLOW"}]), "is not a syscall name"),
     (section(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ALLOW",
                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ALMOST"}]}]), r"args\[0\]\.op: unknown operator"),
@@ -107,7 +116,7 @@ def section(**changes: Any) -> dict[str, Any]:
     (section(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ALLOW",
                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}] * 7}]), "at most 6 argument conditions"),
     (section(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ALLOW"}] * (seccomp.MAX_RULES + 1)),
-     f"at most {seccomp.MAX_RULES} entries"),
+     f"a list of at most {seccomp.MAX_RULES} entries"),
 ])
 def test_bad_sections_are_refused_naming_the_field(bad: dict[str, Any], message: str) -> None:
     with pytest.raises(SeccompError, match=message):
