@@ -2,7 +2,8 @@
 
 The same OCI bundle for all three: the config.json Moorage writes for a busybox container
 (`sleep 60`, full isolation: pid/mount/uts/ipc/net namespaces, masked and read-only paths,
-Docker's capabilities, no_new_privs, rlimits, a cgroup with memory/cpu/pids limits). Moorage
+Docker's capabilities, no_new_privs, rlimits, Docker's seccomp profile, the device allowlist,
+a cgroup with memory/cpu/pids limits), so all three load the same seccomp filter. Moorage
 mounts the overlay itself in the container's mount namespace; runc and crun get the same
 overlay mounted on rootfs/ beforehand (they take a ready root), and their annotation-free copy
 of the config. Each round runs the three executors one after the other, so load on this

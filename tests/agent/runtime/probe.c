@@ -46,6 +46,20 @@ static long clone_with(unsigned long flags) {
     return pid;
 }
 
+/* clone3 takes its flags in a struct, which seccomp cannot look into: the profile answers ENOSYS
+ * (without CAP_SYS_ADMIN), so that a libc falls back to clone, whose flags it can. */
+static long clone3_newuser(void) {
+    unsigned long long args[8] = {0}; /* struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, ... */
+    args[0] = CLONE_NEWUSER;
+    args[4] = SIGCHLD;
+    long pid = syscall(SYS_clone3, args, sizeof args);
+    if (pid == 0)
+        _exit(0);
+    if (pid > 0)
+        waitpid(pid, 0, 0);
+    return pid;
+}
+
 #if defined(__x86_64__)
 /* The i386 ABI from a 64-bit process: `int $0x80` with i386 syscall numbers. */
 static long int80(long nr, long a, long b, long c) {
@@ -94,6 +108,8 @@ int main(int argc, char **argv) {
             rc = syscall(SYS_add_key, "user", "moorage-probe", "x", 1, -3);
         else if (!strcmp(c, "clone_newuser"))
             rc = clone_with(CLONE_NEWUSER);
+        else if (!strcmp(c, "clone3_newuser"))
+            rc = clone3_newuser();
         else if (!strcmp(c, "clone_plain"))
             rc = clone_with(0);
         else if (!strcmp(c, "unshare_newns"))

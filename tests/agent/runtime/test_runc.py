@@ -79,7 +79,7 @@ def test_same_bundle_same_observations(runtime: Runtime, tmp_path: Path, name: s
     assert ours == theirs
 
 
-PROBED = ("keyctl", "add_key", "clone_newuser", "clone_plain", "unshare_newns", "personality_query",
+PROBED = ("keyctl", "add_key", "clone_newuser", "clone3_newuser", "clone_plain", "unshare_newns", "personality_query",
           "personality_linux32", "personality_no_randomize", "open_by_handle_at", "own_filter_then_keyctl",
           "ptrace_child", "int80_getpid", "int80_keyctl", "int80_unshare_newuser", "unknown_syscall")
 SECCOMP_AND_DEVICES = f"""grep Seccomp: /proc/self/status
