@@ -11,6 +11,8 @@ import errno
 import json
 import os
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.runtime import DeviceSpec, InvalidSpec, MountSpec, Runtime, StartFailed
+from agent.runtime import DeviceSpec, ImageStore, InvalidSpec, MountSpec, Runtime, StartFailed
 from agent.runtime.containers import devices
-from agent.runtime.containers.cgroups import Cgroup, Limits, layout
+from agent.runtime.containers.cgroups import V2, Cgroup, Limits, layout
 from agent.runtime.containers.devices import Allowlist, DeviceRule
 from tests.agent.runtime.support import lines, sh
 
@@ -162,6 +164,34 @@ def test_without_any_device_cgroup_the_start_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="device rules cannot be enforced"):
         cgroup.create(Limits(), devices.DEFAULT_RULES)
     cgroup.create(Limits())  # no rules asked: nothing to enforce
+
+
+def test_the_device_rules_go_where_the_host_can_enforce_them(tmp_path: Path) -> None:
+    v1 = {c: Path(f"/cg/{c}") for c in ("memory", "cpu", "pids", "devices")}
+    hybrid = Cgroup.within("box", {**v1, V2: Path("/cg/unified")}, {"devices": "/agent", V2: "/agent2"})
+    assert (hybrid.devices, hybrid.devices_v2) == (Path("/cg/devices/agent/box"), False)
+    no_v1_devices = Cgroup.within("box", {c: v1[c] for c in ("memory", "cpu", "pids")} | {V2: Path("/cg/unified")},
+                                  {V2: "/agent2"})
+    assert (no_v1_devices.devices, no_v1_devices.devices_v2) == (Path("/cg/unified/agent2/box"), True)
+    pure_v2 = Cgroup.within("/abs/box", {V2: Path("/sys/fs/cgroup")}, {V2: "/agent"})
+    assert (pure_v2.devices, pure_v2.devices_v2) == (Path("/sys/fs/cgroup/abs/box"), True)
+    assert set(pure_v2.dirs.values()) == {pure_v2.devices}
+
+
+@pytest.mark.skipif(not ((UNIFIED / "cgroup.procs").exists() and Path("/sys/fs/cgroup/devices").is_mount()),
+                    reason="needs a v1 devices hierarchy to detach and a cgroup2 mount at /sys/fs/cgroup/unified")
+def test_a_container_confined_by_the_v2_program(tmp_path: Path, images: ImageStore) -> None:
+    """End to end: without the v1 devices controller (detached in a mount namespace of a child
+    process), a container's device rules are the eBPF program on its v2 directory."""
+    done = subprocess.run([sys.executable, "-m", "tests.agent.runtime.v2_devices", str(images.root),
+                           str(tmp_path / "moorage-runtime")], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[3])
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["v2"] is True and got["devices"].startswith(str(UNIFIED))
+    assert got["out"][:3] == ["null-ok", "full-full", "mknod-refused"]
+    assert got["out"][3] == "0::" + got["devices"].removeprefix(str(UNIFIED))  # it ran in that v2 cgroup
+    assert not Path(got["devices"]).exists()  # removed with the container
 
 
 # --- the kernel's two forms -----------------------------------------------------------------
