@@ -5,9 +5,10 @@ its own (``/sys/fs/cgroup/memory``) or on the unified v2 hierarchy; a hybrid hos
 development machine: v1 controllers, a controller-less v2 mount at /sys/fs/cgroup/unified)
 uses v1 for each controller it has there. Device rules (see devices.py) go to the v1 devices
 controller where it is mounted, else to the v2 hierarchy as an eBPF program (which needs no
-controller: it works on a hybrid's controller-less mount too). A relative cgroup path is taken below the calling
-process's own cgroup in each hierarchy, as runc does with a relative ``cgroupsPath``, so an
-agent running inside a limited cgroup keeps its containers under that limit.
+controller: it works on a hybrid's controller-less mount too). A relative cgroup path is taken
+below the calling process's own cgroup in each hierarchy, as runc does with a relative
+``cgroupsPath``, so an agent running inside a limited cgroup keeps its containers under that
+limit.
 
 The file formats are pure functions (``v1_files``, ``v2_files``, ``oom_kills``) tested without
 a kernel; ``Cgroup`` does the I/O.

@@ -22,7 +22,6 @@ so that
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import struct
@@ -32,6 +31,7 @@ from typing import Any
 
 from agent.runtime.containers import syscalls as sc
 
+LIBRARY = "libseccomp.so.2"  # its soname since libseccomp 2.0 (ctypes.util.find_library would run ldconfig)
 MAX_RULES = 4096  # syscall entries in a section
 MAX_NAMES = 4096  # names in all of them (Docker's profile has about 400)
 MAX_NAME = 64
@@ -90,9 +90,8 @@ def library() -> ctypes.CDLL:
     already inside its own root, never has to find it)."""
     global _lib
     if _lib is None:
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
         try:
-            lib = ctypes.CDLL(name, use_errno=True)
+            lib = ctypes.CDLL(LIBRARY, use_errno=True)
         except OSError as e:
             raise OSError(errno.ENOENT, f"libseccomp is not installed (apt package libseccomp2; make deps): {e}") from e
         lib.seccomp_init.restype = ctypes.c_void_p
