@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := etcd-server etcd-client busybox-static runc crun iproute2 python3-venv ca-certificates docker-registry skopeo umoci nftables
+APT_PACKAGES := etcd-server etcd-client busybox-static runc crun iproute2 python3-venv ca-certificates docker-registry skopeo umoci nftables \
+  libseccomp2 gcc libc6-dev
 DEMO_DIR ?= /run/moorage-demo
 
 .PHONY: deps apt-deps venv protos test demo demo-down bench bench-deps conformance clean

@@ -39,7 +39,14 @@ from agent.network import (
 )
 from agent.network.etcfiles import link_entries, write
 from agent.runtime.containers.cgroups import Limits
-from agent.runtime.containers.containers import ContainerSpec, ContainerState, ContainerStatus, MountSpec, Runtime
+from agent.runtime.containers.containers import (
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    DeviceSpec,
+    MountSpec,
+    Runtime,
+)
 from agent.runtime.errors import RuntimeFailure, StartFailed
 from agent.runtime.images.store import ImageStore
 from agent.runtime.images.registry import RegistrySettings, ensure_image
@@ -72,7 +79,8 @@ _MOUNT_TYPES = {types_pb2.Mount.TYPE_VOLUME: "volume", types_pb2.Mount.TYPE_BIND
 def runtime_fields(spec: types_pb2.ServiceSpec) -> dict[str, Any]:
     """The ServiceSpec's container options as ContainerSpec fields: limits, mounts, volumes_from
     (a service's container on this host, by label: the scheduler co-locates them), user, working
-    dir, read-only root, capabilities, init and stop signal. Restarts stay the controller's."""
+    dir, read-only root, capabilities, init, seccomp profile, devices and stop signal. Restarts
+    stay the controller's."""
     limits = spec.resources.limits
     reserved_cpu = spec.resources.reservations.cpu_millis
     return {
@@ -88,6 +96,8 @@ def runtime_fields(spec: types_pb2.ServiceSpec) -> dict[str, Any]:
         "cap_add": tuple(spec.cap_add),
         "cap_drop": tuple(spec.cap_drop),
         "init": spec.init,
+        "seccomp": "unconfined" if spec.seccomp == types_pb2.SECCOMP_PROFILE_UNCONFINED else "default",
+        "devices": tuple(DeviceSpec(d.host_path, d.container_path, d.permissions or "rwm") for d in spec.devices),
         "stop_signal": spec.stop_signal or None,
     }
 

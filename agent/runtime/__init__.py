@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.runtime.containers.cgroups import Limits
-    from agent.runtime.containers.containers import ContainerSpec, ContainerState, LogRecord, MountSpec, Runtime
+    from agent.runtime.containers.containers import (
+        ContainerSpec,
+        ContainerState,
+        DeviceSpec,
+        LogRecord,
+        MountSpec,
+        Runtime,
+    )
     from agent.runtime.errors import (
         ContainerExists,
         ContainerNotFound,
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 _HOME = {
     "ContainerSpec": "containers.containers",
     "MountSpec": "containers.containers",
+    "DeviceSpec": "containers.containers",
     "Limits": "containers.cgroups",
     "InvalidSpec": "errors",
     "ExecFailed": "containers.execproc",

@@ -12,11 +12,13 @@ Relative bind-mount sources are resolved against ``context={"base_dir": ...}``.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -185,6 +187,60 @@ class Volume(_Model):
     def fields_of(proto: types_pb2.Mount) -> dict[str, object]:
         kind = types_pb2.Mount.Type.Name(proto.type).removeprefix("TYPE_").lower()
         return {"type": kind, "source": proto.source, "target": proto.target, "read_only": proto.read_only}
+
+
+_DEVICE_ACCESS = "rwm"
+MAX_DEVICES = 64
+
+
+def _device_access(value: str) -> str:
+    if not value or set(value) - set(_DEVICE_ACCESS) or len(set(value)) != len(value):
+        raise ValueError(f"{value!r}: permissions are r, w and m (mknod), each at most once")
+    return "".join(c for c in _DEVICE_ACCESS if c in value)  # one spelling per set: "wr" reads back "rw"
+
+
+class Device(_Model):
+    """A host device the service's containers may use, as ``docker run --device`` gives it:
+    ``"/dev/fuse"``, ``"/dev/sdb:/dev/xvdb"``, ``"/dev/sdb:/dev/xvdb:r"`` (compose's
+    ``HOST[:CONTAINER][:PERMISSIONS]``), or the long form with ``source``, ``target``,
+    ``permissions`` (r, w, m = mknod; all three by default)."""
+
+    source: AbsolutePath
+    target: AbsolutePath | None = None  # None: the same path as on the host
+    permissions: Annotated[str, Strict(), AfterValidator(_device_access)] = _DEVICE_ACCESS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parts = value.split(":")
+        if len(parts) > 3 or not parts[0]:
+            raise ValueError(f"{value!r} is not HOST[:CONTAINER][:PERMISSIONS]")
+        fields: dict[str, object] = {"source": parts[0]}
+        rest = parts[1:]
+        if rest and not rest[-1].startswith("/"):  # "/dev/sdb:rw": the permissions, as docker reads it
+            fields["permissions"] = rest.pop()
+        if rest:
+            fields["target"] = rest[0]
+        if len(rest) > 1:
+            raise ValueError(f"{value!r} is not HOST[:CONTAINER][:PERMISSIONS]")
+        return fields
+
+    @model_validator(mode="after")
+    def _under_dev(self) -> Device:
+        where = posixpath.normpath(self.target or self.source)
+        if not where.startswith("/dev/"):
+            raise ValueError(f"the device's path in the container must be under /dev/, not {where!r}")
+        return self
+
+    def to_proto(self) -> types_pb2.Device:
+        return types_pb2.Device(host_path=self.source, container_path=self.target or "", permissions=self.permissions)
+
+    @staticmethod
+    def fields_of(proto: types_pb2.Device) -> dict[str, object]:
+        return {"source": proto.host_path, "target": proto.container_path or None,
+                "permissions": proto.permissions or _DEVICE_ACCESS}
 
 
 def _parse_volume(text: str) -> dict[str, object]:
@@ -382,6 +438,7 @@ class Update(_Model):
 
 _NETWORKS = {"bridge": types_pb2.NETWORK_MODE_BRIDGE, "host": types_pb2.NETWORK_MODE_HOST,
              "none": types_pb2.NETWORK_MODE_NONE}  # fmt: skip
+_SECCOMP = {"default": types_pb2.SECCOMP_PROFILE_DEFAULT, "unconfined": types_pb2.SECCOMP_PROFILE_UNCONFINED}
 
 
 # --- the service ----------------------------------------------------------------------
@@ -420,6 +477,9 @@ class ServiceManifest(_Model):
     cap_add: list[Capability] = Field(default_factory=list)
     cap_drop: list[Capability] = Field(default_factory=list)
     init: StrictBool = False
+    # Docker's default seccomp profile unless "unconfined" (which the cluster policy may refuse).
+    seccomp: Literal["default", "unconfined"] | None = None
+    devices: Annotated[list[Device], Field(max_length=MAX_DEVICES)] = Field(default_factory=list)
 
     @field_validator("ports")
     @classmethod
@@ -432,6 +492,12 @@ class ServiceManifest(_Model):
     def _targets_unique(cls, volumes: list[Volume]) -> list[Volume]:
         _refuse_repeats([v.target for v in volumes], "mount target")
         return volumes
+
+    @field_validator("devices")
+    @classmethod
+    def _device_targets_unique(cls, devices: list[Device]) -> list[Device]:
+        _refuse_repeats([d.target or d.source for d in devices], "device path")
+        return devices
 
     @field_validator("volumes_from")
     @classmethod
@@ -481,6 +547,8 @@ class ServiceManifest(_Model):
             cap_add=self.cap_add,
             cap_drop=self.cap_drop,
             init=self.init,
+            seccomp=_SECCOMP[self.seccomp] if self.seccomp else types_pb2.SECCOMP_PROFILE_UNSPECIFIED,
+            devices=[d.to_proto() for d in self.devices],
         )
         for field in ("resources", "restart", "healthcheck", "placement", "update"):
             value = getattr(self, field)
@@ -512,6 +580,8 @@ class ServiceManifest(_Model):
             "cap_add": list(spec.cap_add),
             "cap_drop": list(spec.cap_drop),
             "init": spec.init,
+            "seccomp": {v: k for k, v in _SECCOMP.items()}.get(spec.seccomp),
+            "devices": [Device.fields_of(d) for d in spec.devices],
         }
         nested = {"resources": Resources, "restart": Restart, "healthcheck": Healthcheck,
                   "placement": Placement, "update": Update}  # fmt: skip

@@ -10,6 +10,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SeccompProfile(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SECCOMP_PROFILE_UNSPECIFIED: _ClassVar[SeccompProfile]
+    SECCOMP_PROFILE_DEFAULT: _ClassVar[SeccompProfile]
+    SECCOMP_PROFILE_UNCONFINED: _ClassVar[SeccompProfile]
+
 class NetworkMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NETWORK_MODE_UNSPECIFIED: _ClassVar[NetworkMode]
@@ -50,6 +56,9 @@ class NodeAvailability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_AVAILABILITY_ACTIVE: _ClassVar[NodeAvailability]
     NODE_AVAILABILITY_DRAIN: _ClassVar[NodeAvailability]
     NODE_AVAILABILITY_PAUSE: _ClassVar[NodeAvailability]
+SECCOMP_PROFILE_UNSPECIFIED: SeccompProfile
+SECCOMP_PROFILE_DEFAULT: SeccompProfile
+SECCOMP_PROFILE_UNCONFINED: SeccompProfile
 NETWORK_MODE_UNSPECIFIED: NetworkMode
 NETWORK_MODE_BRIDGE: NetworkMode
 NETWORK_MODE_HOST: NetworkMode
@@ -239,8 +248,18 @@ class UpdatePolicy(_message.Message):
     max_failure_ratio: float
     def __init__(self, parallelism: _Optional[int] = ..., delay: _Optional[float] = ..., order: _Optional[_Union[UpdatePolicy.Order, str]] = ..., failure_action: _Optional[_Union[UpdatePolicy.FailureAction, str]] = ..., monitor: _Optional[float] = ..., max_failure_ratio: _Optional[float] = ...) -> None: ...
 
+class Device(_message.Message):
+    __slots__ = ("host_path", "container_path", "permissions")
+    HOST_PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_PATH_FIELD_NUMBER: _ClassVar[int]
+    PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    host_path: str
+    container_path: str
+    permissions: str
+    def __init__(self, host_path: _Optional[str] = ..., container_path: _Optional[str] = ..., permissions: _Optional[str] = ...) -> None: ...
+
 class ServiceSpec(_message.Message):
-    __slots__ = ("name", "image", "entrypoint", "args", "env", "replicas", "stop_grace_period", "labels", "resources", "ports", "mounts", "volumes_from", "links", "restart", "healthcheck", "stop_signal", "placement", "update", "network", "user", "working_dir", "read_only_rootfs", "cap_add", "cap_drop", "init")
+    __slots__ = ("name", "image", "entrypoint", "args", "env", "replicas", "stop_grace_period", "labels", "resources", "ports", "mounts", "volumes_from", "links", "restart", "healthcheck", "stop_signal", "placement", "update", "network", "user", "working_dir", "read_only_rootfs", "cap_add", "cap_drop", "init", "seccomp", "devices")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +299,8 @@ class ServiceSpec(_message.Message):
     CAP_ADD_FIELD_NUMBER: _ClassVar[int]
     CAP_DROP_FIELD_NUMBER: _ClassVar[int]
     INIT_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
     name: str
     image: str
     entrypoint: _containers.RepeatedScalarFieldContainer[str]
@@ -305,7 +326,9 @@ class ServiceSpec(_message.Message):
     cap_add: _containers.RepeatedScalarFieldContainer[str]
     cap_drop: _containers.RepeatedScalarFieldContainer[str]
     init: bool
-    def __init__(self, name: _Optional[str] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., replicas: _Optional[int] = ..., stop_grace_period: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., volumes_from: _Optional[_Iterable[str]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., stop_signal: _Optional[str] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., update: _Optional[_Union[UpdatePolicy, _Mapping]] = ..., network: _Optional[_Union[NetworkMode, str]] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., read_only_rootfs: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ...) -> None: ...
+    seccomp: SeccompProfile
+    devices: _containers.RepeatedCompositeFieldContainer[Device]
+    def __init__(self, name: _Optional[str] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., replicas: _Optional[int] = ..., stop_grace_period: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., volumes_from: _Optional[_Iterable[str]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., stop_signal: _Optional[str] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., update: _Optional[_Union[UpdatePolicy, _Mapping]] = ..., network: _Optional[_Union[NetworkMode, str]] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., read_only_rootfs: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ..., seccomp: _Optional[_Union[SeccompProfile, str]] = ..., devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ...) -> None: ...
 
 class Service(_message.Message):
     __slots__ = ("spec", "version", "created_at", "updated_at", "message", "update_status", "previous_spec")

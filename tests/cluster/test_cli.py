@@ -390,6 +390,8 @@ def test_fields_the_manifest_accepts_are_honoured(cluster_factory: ClusterFactor
         command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
         stop_grace_period: 1s
         network: none
+        seccomp: unconfined
+        devices: ["/dev/null:/dev/extra-null"]
         """,
     )
     moor(cluster, "apply", "-f", str(stack), "--wait")
@@ -404,6 +406,11 @@ def test_fields_the_manifest_accepts_are_honoured(cluster_factory: ClusterFactor
     assert inside("app.1", "cat /proc/1/cmdline | tr '\\0' ' '").split()[:1] != ["sh"]  # an init is PID 1
     assert inside("app.1", "cat /data/file").strip() == "kept"  # volumes_from db
     assert inside("iso.1", "cat /proc/net/dev").count(":") == 1  # only lo
+    assert inside("app.1", "grep Seccomp: /proc/self/status").split() == ["Seccomp:", "2"]  # Docker's profile
+    assert inside("iso.1", "grep Seccomp: /proc/self/status").split() == ["Seccomp:", "0"]  # unconfined
+    assert inside("iso.1", "test -c /dev/extra-null && echo node").strip() == "node"  # devices
+    # root with CAP_MKNOD, unconfined: the device cgroup still refuses what is not in the list
+    assert inside("iso.1", "mknod /tmp/k c 1 11 2>/dev/null || echo refused").strip() == "refused"
 
     (db,) = live(tasks(cluster, "db"))
     address = cluster.agent(db.node_id).host.address

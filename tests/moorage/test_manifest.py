@@ -189,6 +189,8 @@ VALID_SAMPLES = {
     "cap_add": "cap_add: [NET_ADMIN]",
     "cap_drop": "cap_drop: [MKNOD]",
     "init": "init: true",
+    "seccomp": "seccomp: unconfined",
+    "devices": "devices: [/dev/fuse]",
 }
 
 

@@ -118,6 +118,11 @@ structured = st.fixed_dictionaries(
         "cap_add": capabilities,
         "cap_drop": capabilities,
         "init": st.booleans(),
+        "seccomp": st.sampled_from(["default", "unconfined"]),
+        "devices": st.lists(st.one_of(
+            st.sampled_from(["/dev/fuse", "/dev/sdb:/dev/xvdb", "/dev/sdb:wr", "/dev/kvm:/dev/kvm:rwm", "/dev/x:"]),
+            st.fixed_dictionaries({"source": paths}, optional={"target": paths, "permissions": st.sampled_from(
+                ["r", "mw", "rwm", "rr", ""])})), max_size=3),
     },
 )
 

@@ -3,9 +3,12 @@
 The controllers the runtime uses are memory, cpu and pids. Each may sit on a v1 hierarchy of
 its own (``/sys/fs/cgroup/memory``) or on the unified v2 hierarchy; a hybrid host (this
 development machine: v1 controllers, a controller-less v2 mount at /sys/fs/cgroup/unified)
-uses v1 for each controller it has there. A relative cgroup path is taken below the calling
-process's own cgroup in each hierarchy, as runc does with a relative ``cgroupsPath``, so an
-agent running inside a limited cgroup keeps its containers under that limit.
+uses v1 for each controller it has there. Device rules (see devices.py) go to the v1 devices
+controller where it is mounted, else to the v2 hierarchy as an eBPF program (which needs no
+controller: it works on a hybrid's controller-less mount too). A relative cgroup path is taken
+below the calling process's own cgroup in each hierarchy, as runc does with a relative
+``cgroupsPath``, so an agent running inside a limited cgroup keeps its containers under that
+limit.
 
 The file formats are pure functions (``v1_files``, ``v2_files``, ``oom_kills``) tested without
 a kernel; ``Cgroup`` does the I/O.
@@ -17,12 +20,18 @@ import errno
 import functools
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.runtime.containers import devices
+from agent.runtime.containers import syscalls as sc
+from agent.runtime.containers.devices import Allowlist, DeviceRule
+
 CONTROLLERS = ("memory", "cpu", "pids")
+DEVICES = "devices"  # the v1 controller; not one of CONTROLLERS (v2 has none: an eBPF program does its work)
 V2 = ""  # the key of the unified hierarchy in Hierarchies.mounts
+BPF_LICENSE = "Apache-2.0"  # the program calls no helper, so any licence string loads
 DEFAULT_PERIOD_US = 100_000
 
 
@@ -105,7 +114,7 @@ def hierarchies(mounts: str) -> dict[str, Path]:
             found.setdefault(V2, Path(fields[1]))
         elif fields[2] == "cgroup":
             for option in fields[3].split(","):
-                if option in CONTROLLERS:
+                if option in (*CONTROLLERS, DEVICES):
                     found.setdefault(option, Path(fields[1]))
     return found
 
@@ -138,25 +147,40 @@ def warm_migration() -> None:
 
 @dataclass(frozen=True)
 class Cgroup:
-    """One cgroup, as a directory per v1 controller, or one v2 directory."""
+    """One cgroup, as a directory per v1 controller, or one v2 directory; and where its device
+    rules go (``devices``: a v1 devices directory, or with ``devices_v2`` a v2 directory)."""
 
     dirs: dict[str, Path]  # controller -> directory (all the same directory under v2)
     v2: bool
+    devices: Path | None = None
+    devices_v2: bool = False
 
     @classmethod
     def locate(cls, path: str) -> Cgroup:
-        mounts, own = layout()
+        return cls.within(path, *layout())
+
+    @classmethod
+    def within(cls, path: str, mounts: dict[str, Path], own: dict[str, str]) -> Cgroup:
+        """The cgroup at ``path`` given the mounted hierarchies and our own cgroups (see layout)."""
         v1 = all(c in mounts for c in CONTROLLERS)
         if not v1 and V2 not in mounts:
             raise OSError(errno.ENOENT, "no cgroup hierarchy with the memory, cpu and pids controllers is mounted")
-        dirs = {}
-        for controller in CONTROLLERS:
-            key = controller if v1 else V2
-            base = path if path.startswith("/") else f"{own.get(key, '/').rstrip('/')}/{path}"
-            dirs[controller] = mounts[key] / base.lstrip("/")
-        return cls(dirs, v2=not v1)
 
-    def create(self, limits: Limits) -> None:
+        def directory(key: str) -> Path:
+            base = path if path.startswith("/") else f"{own.get(key, '/').rstrip('/')}/{path}"
+            return mounts[key] / base.lstrip("/")
+
+        dirs = {controller: directory(controller if v1 else V2) for controller in CONTROLLERS}
+        device_key = DEVICES if v1 and DEVICES in mounts else V2 if V2 in mounts else None
+        return cls(dirs, v2=not v1, devices=directory(device_key) if device_key is not None else None,
+                   devices_v2=device_key == V2)
+
+    def _all_dirs(self) -> set[Path]:
+        return {*self.dirs.values(), *([self.devices] if self.devices is not None else [])}
+
+    def create(self, limits: Limits, device_rules: Sequence[DeviceRule] | None = None) -> None:
+        """Make the cgroup with ``limits``; with ``device_rules``, only the devices they allow can
+        be opened or made from inside (an OSError if this host has no way to enforce them)."""
         for directory in set(self.dirs.values()):
             if self.v2:
                 _make_delegated(directory)
@@ -164,10 +188,38 @@ class Cgroup:
                 directory.mkdir(parents=True, exist_ok=True)
         for (controller, name), value in (v2_files if self.v2 else v1_files)(limits).items():
             (self.dirs[controller] / name).write_text(value)
+        if self.devices is not None:
+            self.devices.mkdir(parents=True, exist_ok=True)  # joined even without rules (then it allows all)
+        if device_rules is not None:
+            self._confine_devices(device_rules)
+
+    def _confine_devices(self, rules: Sequence[DeviceRule]) -> None:
+        if self.devices is None:
+            raise OSError(errno.ENOENT, "device rules cannot be enforced: neither the v1 devices controller "
+                                        "nor a cgroup2 hierarchy is mounted")
+        if self.devices_v2:
+            program = sc.bpf_load_device_program(devices.bpf_program(Allowlist.of(rules)), BPF_LICENSE)
+            try:
+                directory = os.open(self.devices, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    sc.bpf_attach_device_program(directory, program)  # the cgroup holds it from now on
+                finally:
+                    os.close(directory)
+            finally:
+                os.close(program)
+            return
+        listing = self.devices / "devices.list"
+        expected = Allowlist.of(rules, start=Allowlist.parse(listing.read_text()))
+        for name, line in devices.v1_lines(rules):
+            (self.devices / name).write_text(line)
+        got = Allowlist.parse(listing.read_text())
+        if got.listing() != expected.listing():  # as runc checks: the kernel must hold what we meant
+            raise OSError(errno.EINVAL, f"the devices cgroup {self.devices} holds {sorted(got.listing())}, "
+                                        f"not {sorted(expected.listing())}")
 
     def join(self, pid: int = 0) -> None:
         """Move ``pid`` (0: the caller) into this cgroup."""
-        for directory in set(self.dirs.values()):
+        for directory in self._all_dirs():
             (directory / "cgroup.procs").write_text(str(pid))
 
     def oom_count(self) -> int:
@@ -181,7 +233,7 @@ class Cgroup:
     def pids(self) -> set[int]:
         """Every process in the cgroup and below it."""
         found: set[int] = set()
-        for directory in set(self.dirs.values()):
+        for directory in self._all_dirs():
             for procs in _walk(directory, "cgroup.procs"):
                 found |= {int(p) for p in procs.read_text().split()}
         return found
@@ -196,7 +248,7 @@ class Cgroup:
     def remove(self) -> bool:
         """rmdir the cgroup and its children, deepest first; False while some are still busy."""
         done = True
-        for directory in set(self.dirs.values()):
+        for directory in self._all_dirs():
             for procs in sorted(_walk(directory, "cgroup.procs"), key=lambda p: -len(p.parts)):
                 try:
                     procs.parent.rmdir()

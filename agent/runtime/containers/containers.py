@@ -36,6 +36,7 @@ from agent.runtime.containers import process
 from agent.runtime.containers import users
 from agent.runtime.containers.bundle import Bundle, ContainerDir, Record
 from agent.runtime.containers.cgroups import Cgroup, Limits
+from agent.runtime.containers.devices import DeviceNode
 from agent.runtime.errors import ContainerExists, ContainerNotFound, InvalidSpec, StartFailed
 from agent.runtime.containers.execproc import ExecProcess
 from agent.runtime.images.store import Image, ImageStore, Usage
@@ -45,7 +46,7 @@ from agent.runtime.containers.procinfo import ProcessRef
 from agent.runtime.containers.restart import RestartPolicy
 from agent.runtime.containers.volumes import ANONYMOUS_PREFIX, Volume, VolumeInUse, Volumes
 
-__all__ = ["ContainerSpec", "ContainerState", "ContainerStatus", "LogRecord", "MountSpec", "Runtime"]
+__all__ = ["ContainerSpec", "ContainerState", "ContainerStatus", "DeviceSpec", "LogRecord", "MountSpec", "Runtime"]
 
 KILL_WAIT = 10.0  # after SIGKILL, how long PID 1 may take to go (a process in D state)
 SHIM_WAIT = 10.0  # after PID 1 is gone, how long the shim may take to drain the log and record the exit
@@ -61,6 +62,15 @@ class MountSpec:
     type: str = "volume"  # "volume" (named, or anonymous when source is empty) | "bind" | "tmpfs"
     source: str = ""  # volume name or host path
     read_only: bool = False
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A host device the container may use (``docker run --device``)."""
+
+    host_path: str
+    container_path: str = ""  # "" = the host path
+    permissions: str = "rwm"  # r, w, m (mknod)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,8 @@ class ContainerSpec:
     restart: RestartPolicy = RestartPolicy()
     rlimits: Mapping[str, int] = field(default_factory=lambda: dict(oci.DEFAULT_RLIMITS))
     no_new_privileges: bool = True
+    seccomp: str = "default"  # Docker's default profile, or "unconfined"
+    devices: tuple[DeviceSpec, ...] = ()
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 3
 
@@ -413,8 +425,11 @@ class Runtime:
         config = image.config
         try:
             user = users.resolve(spec.user or getattr(config, "user", ""), *users.image_tables(image.layer_dirs))
+            nodes = tuple(DeviceNode.of_host(d.host_path, d.container_path, d.permissions) for d in spec.devices)
         except ValueError as e:
             raise InvalidSpec(str(e)) from e
+        if spec.seccomp not in oci.SECCOMP_PROFILES:
+            raise InvalidSpec(f"seccomp profile {spec.seccomp!r}: want one of {', '.join(oci.SECCOMP_PROFILES)}")
         return oci.build(oci.ConfigInput(
             args=process.command(spec.entrypoint, spec.args, config.entrypoint, config.cmd),
             env=process.environment(config.env, spec.env, spec.name, user.home),
@@ -435,6 +450,8 @@ class Runtime:
             gid_map=() if spec.userns is None else ((0, *spec.userns),),
             network_path=spec.netns_path or "",
             host_network=spec.host_network,
+            seccomp=spec.seccomp,
+            devices=nodes,
         ))
 
     def _derive(self, container_id: str) -> ContainerState:

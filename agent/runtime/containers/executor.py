@@ -5,7 +5,8 @@ as runc does: join the cgroup; unshare the other namespaces; mount the root (the
 the annotations, or a bind of root.path onto itself) and every mount of the config beneath
 it; make /dev's nodes; pivot_root; mask and write-protect kernel paths; make the root
 read-only if asked; set the hostname and bring up loopback. ``drop_privileges`` then sets
-rlimits, user, capabilities and no_new_privs right before exec (also used by exec).
+rlimits, user, capabilities, no_new_privs and the seccomp filter right before exec (also used
+by exec).
 
 The overlay is mounted in the container's own mount namespace, so the host's mount table
 never sees it, and it disappears with the last process of the container.
@@ -25,6 +26,7 @@ from typing import Any
 
 from agent.runtime.containers import caps
 from agent.runtime.containers import oci
+from agent.runtime.containers import seccomp
 from agent.runtime.containers import syscalls as sc
 from agent.runtime.rootpath import Root
 
@@ -81,8 +83,12 @@ def enter(config: Mapping[str, Any], bundle: Path, unshared: Mapping[int, int] |
     with Root(rootfs, follow=True) as root:
         for m in config.get("mounts", []):
             _mount(root, m)
+    bind = "user" in {ns["type"] for ns in config["linux"]["namespaces"]}
+    nodes = config["linux"].get("devices", [])
     if os.path.ismount(os.path.join(rootfs, "dev")):
-        _make_devices(os.path.join(rootfs, "dev"), bind="user" in {ns["type"] for ns in config["linux"]["namespaces"]})
+        _make_devices(os.path.join(rootfs, "dev"), bind, skip={n.get("path") for n in nodes})
+    for node in nodes:
+        _make_node(rootfs, node, bind)
     _pivot_root(rootfs)
     # From here paths resolve inside the container.
     linux = config["linux"]
@@ -98,13 +104,22 @@ def enter(config: Mapping[str, Any], bundle: Path, unshared: Mapping[int, int] |
         _loopback_up()
 
 
-def drop_privileges(process: Mapping[str, Any]) -> None:
-    """rlimits, working dir, user and groups, capabilities, no_new_privs: the last steps before exec."""
+def drop_privileges(process: Mapping[str, Any], syscall_filter: seccomp.Filter | None = None) -> None:
+    """rlimits, working dir, user and groups, capabilities, no_new_privs, the seccomp filter: the
+    last steps before exec.
+
+    The filter goes on last, so that none of these calls need be in it — unless no_new_privs is
+    off: then loading it needs CAP_SYS_ADMIN, so it goes on before the capabilities are dropped
+    (runc's order in both cases).
+    """
+    nnp = bool(process.get("noNewPrivileges"))
     for limit in process.get("rlimits", []):
         resource.setrlimit(getattr(resource, limit["type"]), (limit["soft"], limit["hard"]))
     cwd = process.get("cwd") or "/"
     os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
+    if syscall_filter is not None and not nnp:
+        syscall_filter.load()
     user = process.get("user", {})
     wanted = process.get("capabilities", {})
     bounding = caps.mask(wanted.get("bounding", []))
@@ -122,8 +137,17 @@ def drop_privileges(process: Mapping[str, Any]) -> None:
               caps.mask(wanted.get("inheritable", [])))
     for name in wanted.get("ambient", []):
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, caps.NUMBER[name.removeprefix("CAP_")])
-    if process.get("noNewPrivileges"):
+    if nnp:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if syscall_filter is not None:
+            syscall_filter.load()
+
+
+def syscall_filter(config: Mapping[str, Any]) -> seccomp.Filter | None:
+    """The compiled filter of the config's ``linux.seccomp`` (None: unconfined). Compile it before
+    entering the container: the compiler's library is outside the container's root."""
+    section = config.get("linux", {}).get("seccomp")
+    return seccomp.filter_for(section) if section else None
 
 
 def _flags_of(path: str) -> int:
@@ -167,9 +191,12 @@ def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def _make_devices(dev: str, bind: bool) -> None:
-    """The standard nodes: made, or (in a user namespace, where mknod is not allowed) bound from the host's."""
+def _make_devices(dev: str, bind: bool, skip: set[str]) -> None:
+    """The standard nodes (but those of ``skip``, which the config's own devices replace): made, or
+    (in a user namespace, where mknod is not allowed) bound from the host's."""
     for name, major, minor in DEVICES:
+        if f"/dev/{name}" in skip:
+            continue
         path = f"{dev}/{name}"
         if bind:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
@@ -181,6 +208,26 @@ def _make_devices(dev: str, bind: bool) -> None:
         os.symlink(target, f"{dev}/{name}")
     if os.path.exists("/proc/kcore"):  # as runc: only where the kernel has one
         os.symlink("/proc/kcore", f"{dev}/core")
+
+
+def _make_node(rootfs: str, node: Mapping[str, Any], bind: bool) -> None:
+    """One ``linux.devices`` entry; in a user namespace bound from the host's node of the same path, as runc does.
+    (Moorage's own configs put them under /dev; a config.json of another origin may put them anywhere.)"""
+    path = secure_join(rootfs, node["path"])
+    kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK}
+    if node.get("type") not in kinds:
+        raise OSError(f"device {node['path']}: type must be c or b, not {node.get('type')!r}")
+    if os.path.lexists(path):
+        raise OSError(f"device {node['path']}: something is at that path in the container already")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    mode = node.get("fileMode", 0o666) & 0o7777
+    if bind:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+        sc.mount(node["path"], path, None, sc.MS_BIND)
+        return
+    os.mknod(path, kinds[node["type"]] | mode, os.makedev(node["major"], node["minor"]))
+    os.chmod(path, mode, follow_symlinks=False)  # mknod's mode is filtered by the umask
+    os.chown(path, node.get("uid", 0), node.get("gid", 0), follow_symlinks=False)
 
 
 def _pivot_root(new_root: str) -> None:

@@ -35,8 +35,11 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agent.runtime.containers import caps
 from agent.runtime.containers import cgroups
 from agent.runtime.containers import nsexec
+from agent.runtime.containers import seccomp
+from agent.runtime.containers import seccomp_profile
 from agent.runtime.containers import shim
 
 MAX_REQUEST = 1 << 16
@@ -133,6 +136,15 @@ def serve(sock_fd: int, lifeline_fd: int) -> None:
                 standby = fork_standby()
 
 
+def warm_seccomp() -> None:
+    """Compile Docker's seccomp profile for the default capabilities once, here: every container
+    forked from us with that section (most of them) finds the filter ready (see seccomp.py)."""
+    try:
+        seccomp.remember(seccomp_profile.default_section(caps.resolve()))
+    except (OSError, ValueError):
+        pass  # each start that needs it reports why
+
+
 # --- the client side ------------------------------------------------------------------------
 
 
@@ -217,4 +229,5 @@ if __name__ == "__main__":
     # shim or container holds them.
     os.closerange(max(_SOCK_FD, _LIFELINE_FD) + 1, os.sysconf("SC_OPEN_MAX"))
     cgroups.layout()  # once here rather than in every shim
+    warm_seccomp()
     serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -10,7 +10,8 @@ mounted. What the spec cannot say lives in annotations the other executors ignor
     org.moorage.init           "true": a minimal init is PID 1 and the command its child
 
 Defaults follow runc's ``runc spec`` and Docker's (moby/oci/defaults.go): the mounts, masked
-and read-only paths, capabilities and no_new_privs below.
+and read-only paths, capabilities and no_new_privs below; Docker's seccomp profile resolved for
+the container's capabilities (seccomp_profile.py) and the device allowlist (devices.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.runtime.containers import devices
+from agent.runtime.containers import seccomp_profile
 from agent.runtime.containers import syscalls as sc
 from agent.runtime.containers.cgroups import Limits
+from agent.runtime.containers.devices import DeviceNode, DeviceRule
 from agent.runtime.containers.users import User
 
 VERSION = "1.0.2"
@@ -44,6 +48,7 @@ MASKED_PATHS = (
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 DEFAULT_RLIMITS = {"RLIMIT_NOFILE": 1048576}  # Docker's containerd default; clamped to the host's hard limit
+SECCOMP_PROFILES = ("default", "unconfined")  # Docker's default profile, or no filter at all
 
 _FLAGS = {
     "ro": (sc.MS_RDONLY, True), "rw": (sc.MS_RDONLY, False), "nosuid": (sc.MS_NOSUID, True),
@@ -129,10 +134,12 @@ class ConfigInput:
     gid_map: tuple[tuple[int, int, int], ...] = ()
     network_path: str = ""  # join this network namespace instead of making a new one
     host_network: bool = False
+    seccomp: str = "default"  # one of SECCOMP_PROFILES
+    devices: tuple[DeviceNode, ...] = ()  # host devices made in the container, beyond the standard ones
 
 
-def resources(limits: Limits) -> dict[str, Any]:
-    res: dict[str, Any] = {}
+def resources(limits: Limits, nodes: tuple[DeviceNode, ...] = ()) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": [r.to_oci() for r in (*devices.DEFAULT_RULES, *(n.rule() for n in nodes))]}
     if limits.memory_bytes:
         res["memory"] = {"limit": limits.memory_bytes}
     cpu: dict[str, int] = {}
@@ -160,6 +167,12 @@ def limits_of(config: Mapping[str, Any]) -> Limits:
     )
 
 
+def device_rules_of(config: Mapping[str, Any]) -> tuple[DeviceRule, ...] | None:
+    """The config's device rules (ValueError names a bad one); None when it gives none."""
+    rules = config.get("linux", {}).get("resources", {}).get("devices")
+    return None if rules is None else devices.from_oci(rules)
+
+
 def build(c: ConfigInput) -> dict[str, Any]:
     """The bundle's config.json as a dict."""
     rlimits = [
@@ -172,12 +185,19 @@ def build(c: ConfigInput) -> dict[str, Any]:
         if kind == "network" and c.host_network:
             continue
         namespaces.append({"type": kind, "path": c.network_path} if kind == "network" and c.network_path else {"type": kind})
+    caps = list(c.capabilities)
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
-        "resources": resources(c.limits),
+        "resources": resources(c.limits, c.devices),
     }
+    if c.devices:
+        linux["devices"] = [n.to_oci() for n in c.devices]
+    if c.seccomp not in SECCOMP_PROFILES:
+        raise ValueError(f"seccomp profile {c.seccomp!r}: want one of {', '.join(SECCOMP_PROFILES)}")
+    if c.seccomp == "default":
+        linux["seccomp"] = seccomp_profile.default_section(caps)
     if c.cgroups_path:
         linux["cgroupsPath"] = c.cgroups_path
     if c.uid_map or c.gid_map:
@@ -189,7 +209,6 @@ def build(c: ConfigInput) -> dict[str, Any]:
         annotations |= {LOWER: ":".join(reversed(c.overlay.lower)), UPPER: c.overlay.upper, WORK: c.overlay.work}
     if c.init:
         annotations[INIT] = "true"
-    caps = list(c.capabilities)
     return {
         "ociVersion": VERSION,
         "process": {

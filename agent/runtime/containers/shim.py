@@ -121,11 +121,13 @@ def _container_init(config: Mapping[str, Any], cdir: ContainerDir, stdio: tuple[
     when it is done, and nothing of the user's runs before.
     """
     try:
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # see nsexec.run; the minimal init stays so, the command's exec resets it
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
         _close_fds_except({0, 1, 2, go_r, err_w, *(unshared or {}).values()})  # an init never execs
+        syscall_filter = executor.syscall_filter(config)
         executor.enter(config, cdir.path, unshared)
-        executor.drop_privileges(config["process"])
+        executor.drop_privileges(config["process"], syscall_filter)
         if os.read(go_r, 1) != b"1":
             raise StartError("the shim could not place the container in its cgroup")
         if config.get("annotations", {}).get(oci.INIT) == "true":
@@ -362,6 +364,9 @@ def run(path: str, ready_fd: int, prepared: Prepared | None = None) -> int:
         config = cdir.read_config()
         path_of_cgroup = config["linux"].get("cgroupsPath", "")
         cgroup = Cgroup.locate(path_of_cgroup) if path_of_cgroup else None
+        device_rules = oci.device_rules_of(config)
+        if device_rules is not None and cgroup is None:
+            raise ValueError("linux.resources.devices needs a cgroup to enforce them: linux.cgroupsPath is empty")
     except (OSError, ValueError, KeyError) as e:
         if prepared is not None:
             prepared.discard()
@@ -377,7 +382,11 @@ def run(path: str, ready_fd: int, prepared: Prepared | None = None) -> int:
         if cgroup is None:
             return
         if not made:
-            cgroup.create(oci.limits_of(config))
+            try:
+                cgroup.create(oci.limits_of(config), device_rules)
+            except OSError:
+                cgroup.remove()  # nothing half-made is left, nor joined by the next start
+                raise
             made.append(cgroup)
         cgroup.join(pid)
 

@@ -1,7 +1,8 @@
 """Thin ctypes wrappers over the libc calls the runtime needs.
 
 Only what Python's ``os`` module lacks (in 3.11): unshare, setns, mount, umount2,
-pivot_root, sethostname, prctl and capset. Each raises ``OSError`` with the errno and
+pivot_root, sethostname, prctl, capset, seccomp and the two bpf commands of a cgroup device
+program. Each raises ``OSError`` with the errno and
 the call's arguments.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import struct
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -42,6 +44,7 @@ MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
@@ -55,6 +58,17 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # glibc has no pivot_root() wrapper; the syscall number depends on the architecture.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "riscv64": 91, "ppc64le": 184, "s390x": 185}
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "ppc64le": 358, "s390x": 348}
+_SECCOMP_SET_MODE_FILTER = 1
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+_BPF_PROG_TYPE_CGROUP_DEVICE = 15
+_BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+_BPF_INSN_SIZE = 8
+_BPF_LOG_SIZE = 4096
+_SOCK_FILTER_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -68,6 +82,10 @@ _libc.syscall.restype = ctypes.c_long
 
 class _CapHeader(ctypes.Structure):
     _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_char_p))
 
 
 class _CapData(ctypes.Structure):
@@ -132,3 +150,50 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     )
     number = _SYS_CAPSET[platform.machine()]
     _check(_libc.syscall(ctypes.c_long(number), ctypes.byref(header), data), "capset")
+
+
+def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER): install the BPF ``program`` on the calling thread."""
+    prog = _SockFprog(len(program) // _SOCK_FILTER_SIZE, program)
+    number = _SYS_SECCOMP[platform.machine()]
+    _check(_libc.syscall(ctypes.c_long(number), ctypes.c_long(_SECCOMP_SET_MODE_FILTER), ctypes.c_long(flags),
+                         ctypes.byref(prog)), "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+def _bpf(command: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
+    number = _SYS_BPF[platform.machine()]
+    result = _libc.syscall(ctypes.c_long(number), ctypes.c_long(command), attr, ctypes.c_long(len(attr)))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return int(result)
+
+
+def bpf_load_device_program(program: bytes, license: str) -> int:
+    """BPF_PROG_LOAD of a BPF_PROG_TYPE_CGROUP_DEVICE program; returns its fd (close-on-exec).
+    A refused program is loaded once more with the verifier's log on, for the error message."""
+    insns = ctypes.create_string_buffer(program, len(program))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(_BPF_LOG_SIZE)
+
+    def attempt(log_level: int) -> int:
+        attr = ctypes.create_string_buffer(struct.pack(
+            "<IIQQIIQII16sII", _BPF_PROG_TYPE_CGROUP_DEVICE, len(program) // _BPF_INSN_SIZE, ctypes.addressof(insns),
+            ctypes.addressof(lic), log_level, _BPF_LOG_SIZE if log_level else 0, ctypes.addressof(log) if log_level else 0,
+            0, 0, b"moorage_devices", 0, 0), 80)
+        return _bpf(_BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD, cgroup device program)")
+
+    try:
+        return attempt(0)
+    except OSError as first:
+        try:
+            return attempt(1)
+        except OSError:
+            verifier = log.value.decode(errors="replace").strip()
+            raise OSError(first.errno, f"{first.strerror}{': ' + verifier if verifier else ''}") from None
+
+
+def bpf_attach_device_program(cgroup_fd: int, program_fd: int, flags: int = BPF_F_ALLOW_MULTI) -> None:
+    """BPF_PROG_ATTACH of a device program to the cgroup v2 directory open as ``cgroup_fd``."""
+    attr = ctypes.create_string_buffer(struct.pack("<IIIII", cgroup_fd, program_fd, _BPF_CGROUP_DEVICE, flags, 0), 20)
+    _bpf(_BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)")

@@ -20,10 +20,13 @@ from moorage.localcluster.procs import wait_for
 from tests.agent.runtime.support import lines, sh
 
 
-def output(runtime: Runtime, spec: ContainerSpec, container_id: str = "c1") -> tuple[int | None, list[str]]:
+def output(runtime: Runtime, spec: ContainerSpec, container_id: str = "c1",
+           stream: str | None = None) -> tuple[int | None, list[str]]:
+    """Exit code and log lines (of one ``stream``: the order between stdout and stderr lines is
+    the order the shim read its two pipes in, not the order they were written)."""
     runtime.run(container_id, spec)
     state = runtime.wait(container_id, 10)
-    return state.exit_code, lines(runtime, container_id)
+    return state.exit_code, lines(runtime, container_id, stream)
 
 
 def status_field(text: list[str], name: str) -> str:
@@ -43,7 +46,7 @@ def test_kernel_paths_are_masked_or_read_only(runtime: Runtime) -> None:
         echo h 2>/dev/null > /proc/sysrq-trigger || echo sysrq-ro
         touch /sys/x 2>/dev/null || echo sysfs-ro
         grep -c '^proc /proc/sys proc ro' /proc/self/mounts"""
-    code, out = output(runtime, sh("paths", script))
+    code, out = output(runtime, sh("paths", script), stream="stdout")
     assert out[:3] == ["0", "0", "0"]
     assert {"sys-ro", "sysrq-ro", "sysfs-ro"} <= set(out)
     assert out[-1] == "1"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.runtime.containers import caps
+from agent.runtime.containers import devices
 from agent.runtime.containers import oci
 from agent.runtime.containers import users
 from agent.runtime.containers import syscalls as sc
@@ -83,7 +84,8 @@ def test_config_has_runc_defaults_and_what_was_asked() -> None:
     ]
     assert {"type": "network", "path": "/run/netns/x"} in config["linux"]["namespaces"]
     assert config["linux"]["resources"] == {"memory": {"limit": 1 << 26}, "cpu": {"shares": 512, "quota": 50000,
-                                            "period": 100000}, "pids": {"limit": 64}}
+                                            "period": 100000}, "pids": {"limit": 64},
+                                            "devices": [r.to_oci() for r in devices.DEFAULT_RULES]}
     assert oci.limits_of(config) == Limits(memory_bytes=1 << 26, cpu_shares=512, cpu_quota_us=50000, pids=64)
     assert config["annotations"] == {oci.LOWER: "/l1:/l0", oci.UPPER: "/u", oci.WORK: "/w", oci.INIT: "true"}
     host = oci.build(oci.ConfigInput(args=("sh",), env=(), cwd="/", hostname="h", host_network=True))
@@ -160,7 +162,7 @@ def test_log_rotation_keeps_the_newest_files_and_reads_across_them(tmp_path: Pat
 
 def test_a_service_specs_container_options_map_to_the_runtime() -> None:
     from agent.converge import runtime_fields
-    from agent.runtime import MountSpec
+    from agent.runtime import DeviceSpec, MountSpec
     from moorage.v1 import types_pb2
 
     spec = types_pb2.ServiceSpec(
@@ -176,6 +178,11 @@ def test_a_service_specs_container_options_map_to_the_runtime() -> None:
         "mounts": (MountSpec("/y", "bind", "/x", True), MountSpec("/data", "volume", "data"), MountSpec("/tmp", "tmpfs")),
         "volumes_from": ("label:moorage.service=db",), "user": "nobody", "working_dir": "/srv",
         "read_only_rootfs": True, "cap_add": ("NET_ADMIN",), "cap_drop": ("CHOWN",), "init": True,
-        "stop_signal": "SIGQUIT",
+        "seccomp": "default", "devices": (), "stop_signal": "SIGQUIT",
     }
     assert runtime_fields(types_pb2.ServiceSpec())["limits"] == Limits()
+    loose = types_pb2.ServiceSpec(seccomp=types_pb2.SECCOMP_PROFILE_UNCONFINED, devices=[
+        types_pb2.Device(host_path="/dev/fuse"), types_pb2.Device(host_path="/dev/sdb", container_path="/dev/xvdb",
+                                                                  permissions="r")])
+    assert (runtime_fields(loose)["seccomp"], runtime_fields(loose)["devices"]) == (
+        "unconfined", (DeviceSpec("/dev/fuse", "", "rwm"), DeviceSpec("/dev/sdb", "/dev/xvdb", "r")))

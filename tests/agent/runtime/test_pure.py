@@ -19,8 +19,8 @@ CREATED, RUNNING, EXITED = ContainerStatus.CREATED, ContainerStatus.RUNNING, Con
 
 def test_public_surface() -> None:
     assert sorted(agent.runtime.__all__) == sorted(
-        ["ContainerExists", "ContainerNotFound", "ContainerSpec", "ContainerState", "ContainerStatus", "ExecFailed",
-         "ExecProcess", "Image", "ImageConfig", "ImageNotFound", "ImageStore", "InvalidImage", "InvalidSpec",
+        ["ContainerExists", "ContainerNotFound", "ContainerSpec", "ContainerState", "ContainerStatus", "DeviceSpec",
+         "ExecFailed", "ExecProcess", "Image", "ImageConfig", "ImageNotFound", "ImageStore", "InvalidImage", "InvalidSpec",
          "InvalidState", "Limits", "LogRecord", "MountSpec", "RestartPolicy", "Runtime", "RuntimeFailure",
          "StartFailed", "VolumeInUse", "VolumeNotFound"]
     )

@@ -3,8 +3,9 @@
 Moorage mounts the overlay itself (annotations); for runc the test mounts the same layers on
 the bundle's rootfs first, as containerd would. Compared: exit code, stdout of an
 introspection script (hostname, env, ids, working dir, capabilities, no_new_privs, rlimits,
-masked paths, /dev, the mount table's points, types and ro/rw), and limits by their effect
-(an OOM kill, a refused fork).
+masked paths, /dev, the mount table's points, types and ro/rw), limits by their effect
+(an OOM kill, a refused fork), and what the seccomp filter and the device rules let through
+(the calls of probe.c and busybox's unshare, mount, mknod, device writes).
 """
 
 from __future__ import annotations
@@ -76,3 +77,34 @@ def test_same_bundle_same_observations(runtime: Runtime, tmp_path: Path, name: s
     theirs = runc(runtime.bundle_dir("c1"), tmp_path / "runc", f"moorage-test-{name}")
     ours = moorage(runtime, "c1")
     assert ours == theirs
+
+
+PROBED = ("keyctl", "add_key", "clone_newuser", "clone3_newuser", "clone_plain", "unshare_newns", "personality_query",
+          "personality_linux32", "personality_no_randomize", "open_by_handle_at", "own_filter_then_keyctl",
+          "ptrace_child", "int80_getpid", "int80_keyctl", "int80_unshare_newuser", "unknown_syscall")
+SECCOMP_AND_DEVICES = f"""grep Seccomp: /proc/self/status
+/probe/probe {' '.join(PROBED)}
+unshare -U true 2>/dev/null && echo unshare-U ok || echo unshare-U refused
+mount -t tmpfs none /tmp 2>/dev/null && echo mount ok || echo mount refused
+echo x > /host-kmsg 2>/dev/null && echo kmsg written || echo kmsg refused
+head -c 1 /dev/zero > /dev/null && echo zero ok; echo x > /dev/null && echo null ok
+mknod /tmp/k c 1 11 2>/dev/null && echo mknod made || echo mknod refused
+"""
+
+
+@pytest.mark.parametrize("cap_add", [(), ("SYS_ADMIN",)])
+def test_same_seccomp_and_device_outcomes(runtime: Runtime, tmp_path: Path, probe_dir: Path,
+                                          cap_add: tuple[str, ...]) -> None:
+    """Docker's profile (resolved for the capabilities) and the device rules, both from config.json,
+    give the same answers under runc — but for mknod: runc always adds ``c *:* m`` to the device
+    rules (its AllowedDevices), so under runc the node can be made, though not opened."""
+    spec = dataclasses.replace(
+        sh("box", SECCOMP_AND_DEVICES), cap_add=cap_add,
+        mounts=(MountSpec("/probe", "bind", str(probe_dir), read_only=True), MountSpec("/host-kmsg", "bind", "/dev/kmsg")))
+    runtime.create("c1", spec)
+    code, theirs = runc(runtime.bundle_dir("c1"), tmp_path / "runc", f"moorage-test-seccomp-{len(cap_add)}")
+    ours = moorage(runtime, "c1")
+    assert theirs[-1] == "mknod made" and ours[1][-1] == "mknod refused"
+    assert ours == (code, [*theirs[:-1], "mknod refused"])
+    assert "Seccomp:\t2" in theirs and "kmsg refused" in theirs
+    assert ("unshare-U ok" in theirs) == bool(cap_add)  # the capability-conditional part applies in both
