@@ -28,7 +28,7 @@ from agent.runtime.containers import caps
 from agent.runtime.containers import oci
 from agent.runtime.containers import seccomp
 from agent.runtime.containers import syscalls as sc
-from agent.runtime.rootpath import Root
+from agent.runtime.rootpath import Root, split
 
 NAMESPACE_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
                    "network": sc.CLONE_NEWNET, "pid": sc.CLONE_NEWPID, "user": sc.CLONE_NEWUSER,
@@ -80,15 +80,15 @@ def enter(config: Mapping[str, Any], bundle: Path, unshared: Mapping[int, int] |
     else:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     os.umask(0o022)
+    bind = "user" in {ns["type"] for ns in config["linux"]["namespaces"]}
+    nodes = config["linux"].get("devices", [])
     with Root(rootfs, follow=True) as root:
         for m in config.get("mounts", []):
             _mount(root, m)
-    bind = "user" in {ns["type"] for ns in config["linux"]["namespaces"]}
-    nodes = config["linux"].get("devices", [])
-    if os.path.ismount(os.path.join(rootfs, "dev")):
-        _make_devices(os.path.join(rootfs, "dev"), bind, skip={n.get("path") for n in nodes})
-    for node in nodes:
-        _make_node(rootfs, node, bind)
+        if os.path.ismount(os.path.join(rootfs, "dev")):
+            _make_devices(os.path.join(rootfs, "dev"), bind, skip={n.get("path") for n in nodes})
+        for node in nodes:
+            _make_node(root, node, bind)
     _pivot_root(rootfs)
     # From here paths resolve inside the container.
     linux = config["linux"]
@@ -210,24 +210,40 @@ def _make_devices(dev: str, bind: bool, skip: set[str]) -> None:
         os.symlink("/proc/kcore", f"{dev}/core")
 
 
-def _make_node(rootfs: str, node: Mapping[str, Any], bind: bool) -> None:
+def _make_node(root: Root, node: Mapping[str, Any], bind: bool) -> None:
     """One ``linux.devices`` entry; in a user namespace bound from the host's node of the same path, as runc does.
-    (Moorage's own configs put them under /dev; a config.json of another origin may put them anywhere.)"""
-    path = secure_join(rootfs, node["path"])
+    (Moorage's own configs put them under /dev; a config.json of another origin may put them anywhere:
+    the path is resolved in the rootfs, its parent made there, and the node made in that parent's fd.)"""
     kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK}
     if node.get("type") not in kinds:
         raise OSError(f"device {node['path']}: type must be c or b, not {node.get('type')!r}")
-    if os.path.lexists(path):
-        raise OSError(f"device {node['path']}: something is at that path in the container already")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    mode = node.get("fileMode", 0o666) & 0o7777
-    if bind:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
-        sc.mount(node["path"], path, None, sc.MS_BIND)
-        return
-    os.mknod(path, kinds[node["type"]] | mode, os.makedev(node["major"], node["minor"]))
-    os.chmod(path, mode, follow_symlinks=False)  # mknod's mode is filtered by the umask
-    os.chown(path, node.get("uid", 0), node.get("gid", 0), follow_symlinks=False)
+    parent_path, name = split(node["path"])
+    parent = root.make_dirs(parent_path)
+    try:
+        try:
+            os.lstat(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        else:
+            raise OSError(f"device {node['path']}: something is at that path in the container already")
+        mode = node.get("fileMode", 0o666) & 0o7777
+        if bind:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=parent))
+            target = root.open(node["path"], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                sc.mount(node["path"], _fd_path(target), None, sc.MS_BIND)
+            finally:
+                os.close(target)
+            return
+        os.mknod(name, kinds[node["type"]] | mode, os.makedev(node["major"], node["minor"]), dir_fd=parent)
+        made = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:  # on the node itself (Linux has no lchmod): its mode was filtered by the umask
+            os.chmod(_fd_path(made), mode)
+            os.chown(_fd_path(made), node.get("uid", 0), node.get("gid", 0))
+        finally:
+            os.close(made)
+    finally:
+        os.close(parent)
 
 
 def _pivot_root(new_root: str) -> None:
